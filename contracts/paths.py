@@ -1,0 +1,80 @@
+"""Where things live under ``<project>/.unattended/``: one place so every reader agrees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+STATE_DIRNAME = ".unattended"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    project: Path
+
+    @property
+    def root(self) -> Path:
+        return self.project / STATE_DIRNAME
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def pid(self) -> Path:
+        return self.root / "supervisor.pid"
+
+    @property
+    def stop(self) -> Path:
+        return self.root / "stop"
+
+    @property
+    def control(self) -> Path:
+        return self.root / "control.json"
+
+    @property
+    def run_log(self) -> Path:
+        return self.root / "run.log"
+
+    @property
+    def events(self) -> Path:
+        return self.root / "events.jsonl"
+
+    @property
+    def telemetry(self) -> Path:
+        return self.root / "telemetry.jsonl"
+
+    @property
+    def iterations(self) -> Path:
+        return self.root / "iterations"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def handoff(self) -> Path:
+        return self.root / "handoff.md"
+
+    @property
+    def worker_settings(self) -> Path:
+        return self.root / "worker-settings.json"
+
+    @property
+    def context_meter(self) -> Path:
+        return self.root / "context-meter.json"
+
+    @property
+    def budget(self) -> Path:
+        return self.root / "budget.json"
+
+    def iteration_stdout(self, number: int) -> Path:
+        return self.iterations / f"{number:04d}.jsonl"
+
+    def iteration_stderr(self, number: int) -> Path:
+        return self.iterations / f"{number:04d}.stderr"
+
+
+def lock_path(git_dir: Path) -> Path:
+    """The singleton lock lives in the git dir, which ``git clean -fdx`` never touches."""
+    return git_dir / "unattended.lock"

@@ -1,0 +1,99 @@
+"""Run settings: one model for the CLI options, ``unattended.toml`` and the saved run.
+
+Precedence is CLI > environment > ``unattended.toml`` > user config > default; the resolver in
+``supervisor.config`` records where each value came from. Unknown keys are errors so a typo in
+``unattended.toml`` cannot silently leave a cap unset.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PERMISSION_MODES = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "plan")
+DEFAULT_PROTECTED_BRANCHES = ("main", "master", "develop", "trunk")
+SETTINGS_FILE = "unattended.toml"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # relay loop (issue 3)
+    hours: float = Field(24.0, gt=0)
+    max_iterations: int = Field(200, ge=1)
+    prompt: str | None = None
+    prompt_file: str | None = None
+    worker_timeout: float = Field(3600.0, gt=0)
+    stall_timeout: float = Field(900.0, gt=0)
+    claude_bin: str = "claude"
+    model: str | None = None
+    permission_mode: str | None = None
+    allowed_tools: str | None = None
+    done_when: str | None = None
+    grace_seconds: float = Field(10.0, ge=0)
+
+    # safety rails (issue 4)
+    branch: str | None = None
+    protected_branches: list[str] = Field(default_factory=list)
+    allow_dirty: bool = False
+    dirty_whitelist: list[str] = Field(default_factory=lambda: ["PROMPT.md", "unattended.toml"])
+    snapshot_ignored: list[str] = Field(default_factory=lambda: [".env", ".env.*"])
+    gutter_iterations: int = Field(5, ge=1)
+    crash_backoff_s: float = Field(5.0, ge=0)
+    max_launches_per_minute: int = Field(6, ge=1)
+    on_limit: Literal["wait", "stop"] = "wait"
+    api_backoff_s: float = Field(30.0, ge=0)
+    limit_margin_s: float = Field(120.0, ge=0)
+    max_iteration_log_mb: float = Field(200.0, gt=0)
+    keep_runs: int = Field(10, ge=1)
+
+    # platform (issue 5)
+    notify_cmd: str | None = None
+
+    # budgets (issue 6)
+    max_cost_usd: float | None = Field(None, gt=0)
+    max_tokens: int | None = Field(None, gt=0)
+    context_warn_pct: float = Field(70.0, gt=0, lt=100)
+    context_stop_pct: float = Field(85.0, gt=0, le=100)
+    context_window: int | None = Field(None, gt=0)
+    context_source: Literal["transcript", "api"] = "transcript"
+    session_policy: Literal["auto", "fresh", "continue"] = "auto"
+    escalate_model: str | None = None
+    escalate_after: int | None = Field(None, ge=1)
+    max_quota_pct: float | None = Field(None, gt=0, le=100)
+
+    # many runs (issue 7)
+    max_parallel_workers: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        if self.permission_mode is not None and self.permission_mode not in PERMISSION_MODES:
+            raise ValueError(
+                f"permission_mode must be one of {', '.join(PERMISSION_MODES)}, "
+                f"not {self.permission_mode!r}"
+            )
+        if self.context_warn_pct >= self.context_stop_pct:
+            raise ValueError("context_warn_pct must be below context_stop_pct")
+        if self.escalate_after is not None and self.escalate_after >= self.gutter_iterations:
+            raise ValueError("escalate_after must be smaller than gutter_iterations")
+        if self.prompt is not None and self.prompt_file is not None:
+            raise ValueError("give either prompt or prompt_file, not both")
+        return self
+
+    def effective_permission_mode(self) -> str:
+        """bypassPermissions unless the user chose; --allowed-tools alone means 'default'.
+
+        In -p mode the CLI's default and acceptEdits modes silently deny Bash, so a run would
+        "succeed" having done nothing.
+        """
+        if self.permission_mode is not None:
+            return self.permission_mode
+        return "default" if self.allowed_tools else "bypassPermissions"
+
+    def all_protected_branches(self) -> list[str]:
+        return list(dict.fromkeys([*DEFAULT_PROTECTED_BRANCHES, *self.protected_branches]))
+
+
+# Settings that are about one invocation, not the run, and so never come from a file.
+INVOCATION_ONLY = ("project", "foreground", "dry_run", "json", "resume")

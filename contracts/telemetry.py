@@ -1,0 +1,42 @@
+"""``.unattended/telemetry.jsonl``: one line per iteration, append-only."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from contracts.status import Outcome
+from contracts.timefmt import UtcDatetime
+
+TELEMETRY_SCHEMA_VERSION = 1
+
+
+class TelemetryLine(BaseModel):
+    schema_version: int = TELEMETRY_SCHEMA_VERSION
+    time: UtcDatetime
+    run_id: str
+    iteration: int
+    model: str | None = None
+    duration_s: float
+    exit_code: int | None = None
+    outcome: Outcome
+    reason: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cache_read_tokens: int = 0
+    total_cost_usd: float = 0.0
+    usage_source: str = "result"
+    num_turns: int = 0
+    tool_calls: int = 0
+    context_peak_tokens: int = 0
+    context_window: int | None = None
+    context_pct: float | None = None
+    context_band: str | None = None  # normal, warn, stop
+    head_before: str | None = None
+    head_after: str | None = None
+    commits: int = 0
+    files_changed: int = 0
+    handed_off: bool = False
+    resumed_session: bool = False
+    session_policy: str | None = None
+    permission_denials: list[str] = []
