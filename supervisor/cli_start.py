@@ -1,0 +1,140 @@
+"""``unattended start``: settings, preflight, lock, then a detached (or foreground) daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import typer
+
+from supervisor.cli import fail, git_top, project_dir
+
+
+@dataclass
+class StartOptions:
+    INVOCATION: ClassVar[tuple[str, ...]] = (
+        "project",
+        "foreground",
+        "dry_run",
+        "resume",
+        "json_out",
+    )
+
+    project: Path | None
+    foreground: bool
+    dry_run: bool
+    resume: bool
+    json_out: bool
+
+
+def _print_checks(checks: list[Any]) -> None:
+    for check in checks:
+        mark = "ok  " if check.ok else "FAIL"
+        first, *rest = check.message.splitlines() or [""]
+        typer.echo(f"[{mark}] {check.name}: {first}")
+        for line in rest:
+            typer.echo(f"       {line}")
+
+
+def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
+    from safety.preflight import preflight
+
+    from contracts.paths import RunPaths, lock_path
+    from supervisor import preflight as gather_mod
+    from supervisor.config import ConfigError, resolve_settings
+    from supervisor.daemon import DaemonStartError, LaunchRequest, launch_detached, run_daemon
+    from supervisor.iteration import WorkerPlan, build_argv
+    from supervisor.lock import AlreadyRunning, RunLock
+    from supervisor.prompt import PromptError, build_prompt, read_prompt
+
+    project = project_dir(opts.project)
+    top, git_dir = git_top(project)
+    environ = dict(os.environ)
+    try:
+        settings, sources = resolve_settings(top, values, environ)
+    except ConfigError as exc:
+        fail(str(exc))
+
+    gathered = gather_mod.gather(top, settings, environ)
+    checks = preflight(gathered.facts, settings, settings.branch)
+    if opts.dry_run:
+        _print_checks(checks)
+        plan_prompt = "<prompt>"
+        if gathered.prompt is not None:
+            try:
+                plan_prompt = build_prompt(read_prompt(gathered.prompt))
+            except PromptError as exc:
+                typer.echo(f"[FAIL] prompt: {exc}")
+        plan = WorkerPlan(1, plan_prompt, settings.model, None)
+        argv = build_argv(settings, plan, RunPaths(top).worker_settings)
+        argv[0] = gathered.claude_bin or argv[0]
+        shown = [a if a != plan_prompt else "<prompt + protocol>" for a in argv]
+        typer.echo("worker command: " + shlex.join(shown))
+        typer.echo(f"worker cwd: {top}")
+        return 0 if all(c.ok for c in checks) else 2
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        fail(failed[0].message)
+    assert gathered.prompt is not None
+    try:
+        read_prompt(gathered.prompt)
+    except PromptError as exc:
+        fail(str(exc))
+    settings.claude_bin = gathered.claude_bin or settings.claude_bin
+
+    lock = RunLock(lock_path(git_dir))
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        fail(f"a run is already active for {top} ({exc}); see `unattended status`")
+    if settings.branch:
+        _switch_branch(top, settings.branch)
+    from supervisor.gitfacts import ensure_excluded
+
+    ensure_excluded(git_dir)
+    req = LaunchRequest(
+        project=top,
+        git_dir=git_dir,
+        settings=settings,
+        sources=sources,
+        prompt_source=gathered.prompt,
+        resume=opts.resume,
+        environ=environ,
+        echo=opts.foreground and not opts.json_out,
+    )
+    if opts.foreground:
+        return int(run_daemon(req, lock))
+    try:
+        pid, run_id = launch_detached(req, lock)
+    except DaemonStartError as exc:
+        fail(str(exc), code=2 if str(exc).startswith("cannot start") else 1)
+    paths = RunPaths(top)
+    if opts.json_out:
+        typer.echo(
+            json.dumps(
+                {
+                    "pid": pid,
+                    "run_id": run_id,
+                    "project": str(top),
+                    "state": str(paths.state),
+                    "log": str(paths.run_log),
+                }
+            )
+        )
+    else:
+        typer.echo(f"unattended: started daemon pid {pid} (run {run_id}) for {top}")
+        typer.echo(f"log: {paths.run_log}   (unattended logs -f; unattended status)")
+    return 0
+
+
+def _switch_branch(top: Path, branch: str) -> None:
+    from supervisor.gitfacts import GitError, switch_branch
+
+    try:
+        switch_branch(top, branch, create_from_head=True)
+    except GitError as exc:
+        fail(f"cannot switch to branch {branch}: {exc}")

@@ -1,0 +1,543 @@
+"""The relay loop: gather facts → ask ``safety`` → act → record. It reads like the run.log it
+writes.
+
+One worker at a time. While a worker runs or the loop waits, ``_tick`` keeps the daemon
+responsive about once a second: signal flags, the stop sentinel, the heartbeat, the systemd
+watchdog, and a ``.unattended/`` directory a worker may have deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from contracts.exit_codes import ExitCode
+from contracts.iteration import IterationRecord
+from contracts.paths import RunPaths
+from contracts.settings import Settings
+from contracts.state import LastIteration, RunState
+from contracts.status import Outcome, RunStatus
+from contracts.telemetry import TelemetryLine
+from safety.verdict import Verdict, VerdictKind
+from supervisor import iteration as it
+from supervisor.fsio import append_line, ensure_private_dir, sys_calls
+from supervisor.prompt import (
+    PromptError,
+    PromptSource,
+    build_continuation,
+    build_prompt,
+    read_prompt,
+)
+from supervisor.runlog import RunLog
+from supervisor.signals import SignalFlags
+from supervisor.statefile import write_pid_file, write_state
+
+HEARTBEAT_S = 10.0
+TICK_S = 1.0
+
+
+class DiskFull(Exception):
+    pass
+
+
+@dataclass
+class RunContext:
+    project: Path
+    paths: RunPaths
+    git_dir: Path
+    settings: Settings
+    state: RunState
+    log: RunLog
+    prompt_source: PromptSource
+    environ: dict[str, str]
+    resumed: bool = False
+    history: list[IterationRecord] = field(default_factory=list)
+    telemetry: list[str] = field(default_factory=list)
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+class RelayLoop:
+    def __init__(self, ctx: RunContext, flags: SignalFlags, sd: Any, inhibitor: Any = None) -> None:
+        self.ctx = ctx
+        self.flags = flags
+        self.sd = sd  # platform_adapters.sd_notify.SdNotifier (or a no-op)
+        self.inhibitor = inhibitor
+        self.stop_requested = False
+        self.worker: Any = None
+        self.launch_times: list[float] = []
+        self.model = ctx.state.model or ctx.settings.model
+        self.escalated_at: int | None = None
+        self.pending_handoff: str | None = None
+        self.prompt_note: str | None = None
+        self._last_write = 0.0
+        self._last_watchdog = 0.0
+        self._last_prompt: str | None = None
+
+    # ----- the story -------------------------------------------------------------------
+    def run(self) -> ExitCode:
+        try:
+            verdict = self._relay()
+        except DiskFull as exc:
+            verdict = Verdict(VerdictKind.FAILED, f"disk full: {exc}")
+        return self._finish(verdict)
+
+    def _relay(self) -> Verdict:
+        from safety.decide import Limits, decide, gate
+        from safety.runway import estimate_next
+
+        limits = Limits.from_settings(self.ctx.settings, self.ctx.state.deadline.timestamp())
+        while True:
+            estimate = estimate_next(self.ctx.history) if self.ctx.history else None
+            verdict = gate(self._facts(), limits, self.launch_times, estimate)
+            if verdict.kind is VerdictKind.WAIT:
+                self._wait(verdict)
+                continue
+            if verdict.terminal:
+                return verdict
+            record = self._iterate()
+            verdict = decide(self._facts(done_when=record.done_when_passed), limits)
+            self._record(record, verdict)
+            if verdict.terminal:
+                return verdict
+            if verdict.escalate and self.ctx.settings.escalate_model:
+                self._escalate(record.number, verdict.reason)
+            self.prompt_note = verdict.prompt_note
+            if verdict.kind is VerdictKind.WAIT:
+                self._wait(verdict)
+
+    # ----- facts -----------------------------------------------------------------------
+    def _facts(self, done_when: bool | None = None) -> Any:
+        from safety.decide import RunFacts
+
+        st = self.ctx.state
+        quota = {
+            name: (w.utilization, w.resets_at.timestamp() if w.resets_at else None)
+            for name, w in st.quota.items()
+        }
+        return RunFacts(
+            history=tuple(self.ctx.history),
+            now=sys_calls.time(),
+            cost_usd=st.cost_usd,
+            tokens=st.total_tokens,
+            stop_requested=self.stop_requested or self.flags.stop_now,
+            done_when_passed=done_when,
+            escalated_at=self.escalated_at,
+            quota=quota,
+        )
+
+    # ----- one iteration ---------------------------------------------------------------
+    def _plan(self, number: int) -> it.WorkerPlan:
+        try:
+            user_prompt = read_prompt(self.ctx.prompt_source)
+        except PromptError as exc:
+            raise PromptError(str(exc)) from None
+        resume = self._session_to_resume()
+        if resume and user_prompt == self._last_prompt:
+            prompt = build_continuation(self.prompt_note)
+        else:
+            resume = None if user_prompt != self._last_prompt and resume else resume
+            prompt = build_prompt(user_prompt, self.pending_handoff, self.prompt_note)
+        self._last_prompt = user_prompt
+        self.pending_handoff = None
+        return it.WorkerPlan(number, prompt, self.model, resume)
+
+    def _session_to_resume(self) -> str | None:
+        policy = self.ctx.settings.session_policy
+        if policy == "fresh" or not self.ctx.history:
+            return None
+        last = self.ctx.history[-1]
+        if not last.session_id or last.handed_off or last.model != self.model and last.model:
+            return None
+        if policy == "continue":
+            return last.session_id if last.saw_result and not last.is_error else None
+        from safety.budget import context_band
+
+        window = last.context_window or self._context_window(last)
+        band = context_band(
+            last.context_peak_tokens,
+            window,
+            self.ctx.settings.context_warn_pct,
+            self.ctx.settings.context_stop_pct,
+        )
+        made_progress = last.made_progress and last.saw_result and not last.is_error
+        return last.session_id if made_progress and band == "normal" else None
+
+    def _context_window(self, record: IterationRecord | None = None) -> int:
+        from contracts.models_table import context_window_for
+
+        return context_window_for(
+            record.model if record else self.model,
+            record.context_window if record else None,
+            self.ctx.settings.context_window,
+        )
+
+    def _iterate(self) -> IterationRecord:
+        from supervisor.worker import SpawnError, Worker, WorkerSpec
+        from supervisor.worker_settings import hook_env, write_worker_settings
+
+        ctx, st, s = self.ctx, self.ctx.state, self.ctx.settings
+        number = st.iteration + 1
+        plan = self._plan(number)
+        before = it.git_point(ctx.project, ctx.git_dir, st.run_id, number, "before", s, self._warn)
+        settings_file = write_worker_settings(ctx.paths, hook_command())
+        argv = it.build_argv(s, plan, settings_file)
+        env = it.worker_env(
+            ctx.environ, ctx.project, st.run_id, number, hook_env(s, self._context_window())
+        )
+        ensure_private_dir(ctx.paths.iterations)
+        spec = WorkerSpec(
+            argv=argv,
+            cwd=ctx.project,
+            env=env,
+            stdout_path=ctx.paths.iteration_stdout(number),
+            stderr_path=ctx.paths.iteration_stderr(number),
+            timeout_s=s.worker_timeout,
+            stall_s=s.stall_timeout,
+            grace_s=s.grace_seconds,
+            max_log_bytes=int(s.max_iteration_log_mb * 1024 * 1024),
+        )
+        started = sys_calls.time()
+        self.launch_times.append(started)
+        st.iteration = number
+        try:
+            self.worker = Worker.spawn(spec)
+        except SpawnError as exc:
+            self._log(f"could not start the worker: {exc}", number, kind="spawn_error")
+            return IterationRecord(
+                number=number,
+                started_at=datetime.fromtimestamp(started, UTC),
+                ended_at=datetime.fromtimestamp(started, UTC),
+                duration_s=0.0,
+                spawn_error=str(exc),
+                git_before=before,
+                git_after=before,
+                model=plan.model,
+            )
+        mode = f"resuming session {plan.resume_session[:8]}" if plan.resume_session else "fresh"
+        self._set(RunStatus.RUNNING, worker_pid=self.worker.pid, worker_started_at=started)
+        self._log(f"worker started (pid {self.worker.pid}, {mode} session)", number, kind="spawn")
+        while not self.worker.finished:
+            self.worker.pump(TICK_S)
+            self._tick()
+        outcome = self.worker.record()
+        self.worker = None
+        ended = sys_calls.time()
+        self._set(RunStatus.WAITING, worker_pid=None, worker_started_at=None)
+        after = it.git_point(ctx.project, ctx.git_dir, st.run_id, number, "after", s, self._warn)
+        record = it.record_from_worker(number, started, ended, outcome, before, after)
+        record.resumed_session = plan.resume_session is not None
+        if not record.model:
+            record.model = plan.model
+        record.commits, record.files_changed = it.count_commits(
+            ctx.project, before.head, after.head
+        )
+        self._usage_without_result(record)
+        self._collect_handoff(record)
+        if s.done_when and record.saw_result:
+            record.done_when_passed = it.run_done_when(s.done_when, ctx.project, env)
+        return record
+
+    def _usage_without_result(self, record: IterationRecord) -> None:
+        """A worker killed before its result event still cost money: price its transcript."""
+        if record.saw_result or not record.session_id:
+            return
+        try:
+            from contracts.models_table import price_usage
+
+            from supervisor.context_meter import find_transcript, transcript_usage_totals
+
+            path = find_transcript(self.ctx.environ, self.ctx.project, record.session_id)
+            if path is None:
+                return
+            model, inp, out, cwrite, cread = transcript_usage_totals(path)
+        except Exception as exc:  # never let accounting end the run
+            self._warn(f"could not read the killed worker's transcript: {exc}")
+            return
+        record.input_tokens, record.output_tokens = inp, out
+        record.cache_creation_tokens, record.cache_read_tokens = cwrite, cread
+        record.cost_usd = price_usage(model or record.model, inp, out, cwrite, cread)
+        record.usage_source = "transcript"
+
+    def _collect_handoff(self, record: IterationRecord) -> None:
+        handoff = self.ctx.paths.handoff
+        if not handoff.is_file():
+            return
+        try:
+            text = handoff.read_text(errors="replace")
+            handoff.replace(self.ctx.paths.iterations / f"{record.number:04d}.handoff.md")
+        except OSError as exc:
+            self._warn(f"could not read handoff notes: {exc}")
+            return
+        if text.strip():
+            self.pending_handoff = text
+            record.handed_off = True
+
+    # ----- recording -------------------------------------------------------------------
+    def _record(self, record: IterationRecord, verdict: Verdict) -> None:
+        from safety.decide import Limits, gutter_state
+
+        ctx, st = self.ctx, self.ctx.state
+        ctx.history.append(record)
+        outcome = verdict.outcome or Outcome.FAILED
+        st.input_tokens += record.input_tokens
+        st.output_tokens += record.output_tokens
+        st.cache_creation_tokens += record.cache_creation_tokens
+        st.cache_read_tokens += record.cache_read_tokens
+        st.cost_usd = round(st.cost_usd + record.cost_usd, 6)
+        st.session_id = record.session_id or st.session_id
+        error = record.spawn_error or (record.result_text if record.is_error else None)
+        error = error or (record.last_stderr_line if not record.saw_result else None)
+        st.last_iteration = LastIteration(
+            number=record.number,
+            outcome=outcome,
+            exit_code=record.exit_code,
+            duration_s=record.duration_s,
+            error=(error or None) and error.strip().splitlines()[-1][:300],
+            reason=verdict.reason,
+        )
+        limits = Limits.from_settings(ctx.settings, st.deadline.timestamp())
+        st.gutter = gutter_state(self._facts(), limits)
+        self._record_quota(record)
+        self._write_telemetry(record, outcome, verdict.reason)
+        denied = ""
+        if record.permission_denials:
+            denied = f" (denied: {', '.join(sorted(set(record.permission_denials)))})"
+        cost = f", ${record.cost_usd:.2f}" if record.cost_usd else ""
+        self._log(
+            f"{outcome.value} in {fmt_duration(record.duration_s)}{cost}: {verdict.reason}{denied}",
+            record.number,
+            kind="iteration",
+            outcome=outcome.value,
+            verdict=verdict.kind.value,
+        )
+        self._log(f"Cycle {record.number} closed: {verdict.reason}", kind="cycle")
+        status = RunStatus.WAITING if not verdict.terminal else st.status
+        self._set(status)
+
+    def _record_quota(self, record: IterationRecord) -> None:
+        from contracts.state import QuotaWindow
+
+        rl = record.rate_limit
+        if rl is None or not rl.limit_type:
+            return
+        resets = datetime.fromtimestamp(rl.resets_at, UTC) if rl.resets_at else None
+        self.ctx.state.quota[rl.limit_type] = QuotaWindow(
+            status=rl.status,
+            resets_at=resets,
+            utilization=rl.utilization,
+            seen_at=datetime.fromtimestamp(sys_calls.time(), UTC),
+        )
+
+    def _write_telemetry(self, record: IterationRecord, outcome: Outcome, reason: str) -> None:
+        from safety.budget import context_band
+
+        window = self._context_window(record)
+        s = self.ctx.settings
+        pct = round(100.0 * record.context_peak_tokens / window, 1) if window else None
+        line = TelemetryLine(
+            time=record.ended_at,
+            run_id=self.ctx.state.run_id,
+            iteration=record.number,
+            model=record.model,
+            duration_s=record.duration_s,
+            exit_code=record.exit_code,
+            outcome=outcome,
+            reason=reason,
+            input_tokens=record.input_tokens,
+            output_tokens=record.output_tokens,
+            cache_creation_tokens=record.cache_creation_tokens,
+            cache_read_tokens=record.cache_read_tokens,
+            total_cost_usd=record.cost_usd,
+            usage_source=record.usage_source if record.saw_result else "transcript",
+            num_turns=record.num_turns,
+            tool_calls=record.tool_calls,
+            context_peak_tokens=record.context_peak_tokens,
+            context_window=window,
+            context_pct=pct,
+            context_band=context_band(
+                record.context_peak_tokens, window, s.context_warn_pct, s.context_stop_pct
+            ),
+            head_before=record.git_before.head,
+            head_after=record.git_after.head,
+            commits=record.commits,
+            files_changed=record.files_changed,
+            handed_off=record.handed_off,
+            resumed_session=record.resumed_session,
+            session_policy=s.session_policy,
+            permission_denials=record.permission_denials,
+        ).model_dump_json()
+        self.ctx.telemetry.append(line)
+        self._guard_disk(lambda: append_line(self.ctx.paths.telemetry, line))
+
+    def _escalate(self, number: int, reason: str) -> None:
+        old, new = self.model or "the default model", self.ctx.settings.escalate_model
+        self.model = new
+        self.ctx.state.model = new
+        self.escalated_at = number
+        self._log(f"escalating the worker model from {old} to {new}: {reason}", kind="escalate")
+
+    # ----- waiting and ticking ---------------------------------------------------------
+    def _wait(self, verdict: Verdict) -> None:
+        until = verdict.wait_until or sys_calls.time()
+        resume_at = datetime.fromtimestamp(until, UTC)
+        self._set(RunStatus.WAITING, resume_at=resume_at)
+        self._log(f"waiting until {resume_at:%Y-%m-%dT%H:%M:%SZ}: {verdict.reason}", kind="wait")
+        if "usage limit" in verdict.reason:
+            self._notify("waiting", verdict.reason)
+        deadline = self.ctx.state.deadline.timestamp()
+        while sys_calls.time() < until and not (self.stop_requested or self.flags.stop_now):
+            if sys_calls.time() >= deadline:
+                break
+            self._sleep(min(TICK_S, max(0.05, until - sys_calls.time())))
+            self._tick()
+        self._set(RunStatus.WAITING, resume_at=None)
+
+    def _sleep(self, seconds: float) -> None:
+        import time
+
+        time.sleep(seconds)
+
+    def _tick(self) -> None:
+        now = sys_calls.time()
+        if self.worker is not None:
+            if self.flags.escalate:
+                self.worker.escalate()
+            elif self.flags.stop_now and not getattr(self.worker, "stopping", False):
+                self._log(
+                    f"received {self.flags.first_signal}: ending the worker now", kind="signal"
+                )
+                self.worker.stop("stop")
+        if not self.stop_requested and self.ctx.paths.stop.exists():
+            self.stop_requested = True
+            self._log(
+                "stop requested (sentinel file): ending after the current iteration",
+                kind="stop_request",
+            )
+        if not self.ctx.paths.root.is_dir() or not self.ctx.paths.state.exists():
+            self._restore_state_dir()
+        if now - self._last_write >= HEARTBEAT_S:
+            self._write()
+        self._watchdog(now)
+
+    def _watchdog(self, now: float) -> None:
+        interval = getattr(self.sd, "watchdog_interval_s", None)
+        if interval and now - self._last_watchdog >= interval:
+            self.sd.watchdog()
+            self._last_watchdog = now
+
+    def _restore_state_dir(self) -> None:
+        """A worker deleted .unattended/ (git clean -fdx): put back what we hold in memory."""
+        paths = self.ctx.paths
+        ensure_private_dir(paths.iterations)
+        self._write()
+        write_pid_file(paths.pid, os.getpid(), self.ctx.state.pid_create_time)
+        for line in self.ctx.telemetry:
+            append_line(paths.telemetry, line)
+        self._log(
+            ".unattended/ was deleted (by the worker?): recreated state.json, the pid file "
+            "and this run's telemetry from memory",
+            kind="restored",
+        )
+
+    # ----- state and log ---------------------------------------------------------------
+    def _set(self, status: RunStatus, **fields: Any) -> None:
+        st = self.ctx.state
+        for key, value in fields.items():
+            if key in ("worker_started_at",) and isinstance(value, float):
+                value = datetime.fromtimestamp(value, UTC)
+            setattr(st, key, value)
+        changed = st.status != status
+        st.status = status
+        self._write()
+        if changed and hasattr(self.sd, "status"):
+            self.sd.status(f"{status.value}: iteration {st.iteration} of {st.max_iterations}")
+
+    def _write(self) -> None:
+        st = self.ctx.state
+        st.updated_at = datetime.fromtimestamp(sys_calls.time(), UTC)
+        self._guard_disk(lambda: write_state(self.ctx.paths, st))
+        self._last_write = sys_calls.time()
+
+    def _guard_disk(self, action: Any) -> None:
+        try:
+            action()
+        except FileNotFoundError:
+            ensure_private_dir(self.ctx.paths.iterations)
+            action()
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise DiskFull(exc.strerror or "no space left on device") from None
+            raise
+
+    def _log(
+        self, message: str, iteration: int | None = None, kind: str = "info", **fields: Any
+    ) -> None:
+        self.ctx.log.event(message, iteration=iteration, kind=kind, **fields)
+
+    def _warn(self, message: str) -> None:
+        self._log(f"warning: {message}", kind="warning")
+
+    def _notify(self, status: str, reason: str) -> None:
+        try:
+            from platform_adapters.notify import NotifyEvent, notify
+
+            st = self.ctx.state
+            event = NotifyEvent(
+                status=status,
+                reason=reason,
+                project=str(self.ctx.project),
+                iteration=st.iteration,
+                cost_usd=st.cost_usd,
+            )
+            notify(event, self.ctx.settings.notify_cmd, self._warn)
+        except Exception as exc:  # a notifier never ends the run
+            self._warn(f"notification failed: {exc}")
+
+    # ----- the end ---------------------------------------------------------------------
+    def _finish(self, verdict: Verdict) -> ExitCode:
+        st, paths = self.ctx.state, self.ctx.paths
+        status = verdict.kind.status
+        st.status = status
+        st.stop_reason = verdict.reason
+        st.exit_code = int(status.exit_code)
+        st.worker_pid = None
+        st.resume_at = None
+        if hasattr(self.sd, "stopping"):
+            self.sd.stopping()
+        # On a full disk the old state.json stays intact; the log line below says what happened.
+        with contextlib.suppress(DiskFull):
+            self._write()
+        paths.pid.unlink(missing_ok=True)
+        paths.stop.unlink(missing_ok=True)
+        if self.inhibitor is not None:
+            self.inhibitor.release()
+        self._log(
+            f"run ended {status.value} (exit {st.exit_code}) after {st.iteration} iteration(s), "
+            f"${st.cost_usd:.2f}: {verdict.reason}",
+            kind="end",
+            status=status.value,
+            exit_code=st.exit_code,
+        )
+        self._notify(status.value, verdict.reason)
+        return status.exit_code
+
+
+def hook_command() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "supervisor", "hook", "context-meter"]

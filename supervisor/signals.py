@@ -1,0 +1,33 @@
+"""Signal handlers that only set flags; the loop reads them and acts (as huey does).
+
+First SIGTERM/SIGINT: stop now (end the worker tree gracefully, then exit ``stopped``).
+A second one during the grace period: SIGKILL the tree at once.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SignalFlags:
+    stop_now: bool = False
+    escalate: bool = False
+    received: list[str] = field(default_factory=list)
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.received.append(signal.Signals(signum).name)
+        if self.stop_now:
+            self.escalate = True
+        self.stop_now = True
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+        # No terminal to hang up on: a detached daemon must not die with the shell.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    @property
+    def first_signal(self) -> str | None:
+        return self.received[0] if self.received else None
