@@ -281,3 +281,48 @@ def test_sigint_during_bash_is_a_clean_stop(
     assert events[-1]["is_error"] is True
     assert wait_gone([sleeper]), "the Bash tool's sleep survived SIGINT"
     assert len(posts) == 1  # no further API call after the interrupt
+
+
+def test_fake_speaks_the_sdk_protocol() -> None:
+    """The fake itself, checked with the official SDK: SSE shape, errors, count_tokens, threads."""
+    import concurrent.futures
+
+    import anthropic
+
+    turns = [
+        Turn.tool_use("Bash", {"command": "ls", "description": "list"}, text="Looking."),
+        Turn.error(429, "slow down", headers={"retry-after": "7"}),
+    ]
+    with FakeAnthropic(turns, final_text="fin", count_tokens=321) as api:
+        client = anthropic.Anthropic(base_url=api.base_url, api_key="dummy", max_retries=0)
+        ask = {
+            "model": "claude-test",
+            "max_tokens": 10,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+        with client.messages.stream(**ask) as stream:
+            message = stream.get_final_message()
+        assert [b.type for b in message.content] == ["text", "tool_use"]
+        assert message.content[1].input == {"command": "ls", "description": "list"}
+        assert message.stop_reason == "tool_use"
+        assert (message.usage.input_tokens, message.usage.output_tokens) == (10, 20)
+        assert message.model == "claude-test"
+
+        with pytest.raises(anthropic.RateLimitError) as caught:
+            client.messages.create(**ask, stream=True)
+        assert caught.value.response.headers["retry-after"] == "7"
+        assert caught.value.body["error"]["message"] == "slow down"
+
+        assert (
+            client.messages.count_tokens(**{k: ask[k] for k in ("model", "messages")}).input_tokens
+            == 321
+        )
+
+        def final_text(_: int) -> str:
+            with client.messages.stream(**ask) as stream:
+                return stream.get_final_text()
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(final_text, range(8))) == ["fin"] * 8
+        assert len(api.message_requests()) == 10
+        assert api.requests[-1].body["model"] == "claude-test"

@@ -231,6 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
     """Speaks HTTP/1.1 with keep-alive and chunked SSE, as the CLI's fetch expects."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # one small write per SSE event: no 40 ms stalls
     server: _Server
     timeout = 60  # an idle keep-alive connection must not pin a thread forever
 
