@@ -132,7 +132,8 @@ def gather_repo_facts(
     """Two git calls: where the repo is, then `status --porcelain=v2 --branch -z`.
 
     Dirty paths leave out `<project>/.unattended/` and paths matching `dirty_whitelist`
-    (fnmatch globs against the path relative to the project, or to the top when outside it).
+    (fnmatch globs, `*` crossing '/', against paths relative to the project; paths
+    outside a project that is a subdirectory are never whitelisted).
     """
     top, git_dir, common_dir = locate_repo(project)
     out = run_git(
@@ -227,7 +228,9 @@ def _is_quiet_path(path: str, prefix: str, whitelist: Sequence[str]) -> bool:
     state_dir = prefix + STATE_DIR_NAME
     if path == state_dir or path.startswith(state_dir + "/"):
         return True
-    rel = path[len(prefix) :] if prefix and path.startswith(prefix) else path
+    if not path.startswith(prefix):
+        return False  # outside the project: the whitelist names the project's own files
+    rel = path[len(prefix) :]
     return any(fnmatch.fnmatchcase(rel, pattern) for pattern in whitelist)
 
 

@@ -141,6 +141,8 @@ def take_snapshot(
         added = git_process(
             top, "add", "-A", "--ignore-errors", "--", ":/", state_dir, env=env, check=False
         )
+        if added.returncode not in (0, 1):  # 1: some files unreadable; else git gave up
+            raise GitError(f"git add -A failed: {_first_line(decode(added.stderr))}")
         warning = _first_line(decode(added.stderr)) if added.returncode else None
         ignored = _matching_ignored(top, prefix, snapshot_ignored) if snapshot_ignored else []
         if ignored:
