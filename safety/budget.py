@@ -1,0 +1,121 @@
+"""Budget arithmetic: alert levels, the ``budget check`` verdict, context bands, reservations.
+
+Compatible with the budget-monitor designs this product absorbs: 80 % warn, 90 % critical,
+95 % stop; ``budget check`` passes when TOKENS <= threshold tokens and prints exactly
+``✅ Token budget OK: 25.0% (remaining: 10.0%) - 50,000/70,000 tokens`` or
+``❌ Token threshold exceeded: 40.0% (max: 35%) - 80,000/70,000 tokens``, where "remaining" is
+the threshold percent minus the percent used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+AlertLevel = Literal["ok", "warn", "critical", "stop"]
+Band = Literal["normal", "warn", "stop"]
+
+WARN_PCT = 80.0
+CRITICAL_PCT = 90.0
+STOP_PCT = 95.0
+DEFAULT_BUDGET = 200_000
+DEFAULT_THRESHOLD_PCT = 35.0
+THRESHOLD_MIN_PCT = 20.0
+THRESHOLD_MAX_PCT = 95.0
+
+
+def alert_level(used: float, cap: float | None) -> AlertLevel:
+    """How close ``used`` is to ``cap``: ok < 80 % ≤ warn < 90 % ≤ critical < 95 % ≤ stop."""
+    if cap is None or cap <= 0:
+        return "ok"
+    pct = used / cap * 100
+    if pct >= STOP_PCT:
+        return "stop"
+    if pct >= CRITICAL_PCT:
+        return "critical"
+    if pct >= WARN_PCT:
+        return "warn"
+    return "ok"
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    can_proceed: bool
+    current_tokens: int
+    current_percent: float
+    threshold_percent: float
+    threshold_tokens: int
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def threshold_error(threshold_pct: float) -> str | None:
+    """Why a ``--threshold`` is refused, or None when it is accepted (20–95)."""
+    if not THRESHOLD_MIN_PCT <= threshold_pct <= THRESHOLD_MAX_PCT:
+        return (
+            f"threshold must be between {THRESHOLD_MIN_PCT:g} and {THRESHOLD_MAX_PCT:g} "
+            f"percent, not {threshold_pct:g}"
+        )
+    return None
+
+
+def threshold_tokens(budget: int, threshold_pct: float) -> int:
+    """Whole tokens allowed at ``threshold_pct`` of ``budget`` (rounded down)."""
+    return math.floor(round(budget * threshold_pct / 100, 6))
+
+
+def budget_check(
+    tokens: int, budget: int = DEFAULT_BUDGET, threshold_pct: float = DEFAULT_THRESHOLD_PCT
+) -> BudgetCheck:
+    """May a step using ``tokens`` go ahead? Raises ValueError on impossible input."""
+    if tokens < 0:
+        raise ValueError(f"tokens must not be negative, not {tokens}")
+    if budget <= 0:
+        raise ValueError(f"budget must be a positive number of tokens, not {budget}")
+    problem = threshold_error(threshold_pct)
+    if problem:
+        raise ValueError(problem)
+    limit = threshold_tokens(budget, threshold_pct)
+    current = tokens / budget * 100
+    counts = f"{tokens:,}/{limit:,} tokens"
+    if tokens <= limit:
+        remaining = max(0.0, threshold_pct - current)
+        message = f"✅ Token budget OK: {current:.1f}% (remaining: {remaining:.1f}%) - {counts}"
+    else:
+        message = (
+            f"❌ Token threshold exceeded: {current:.1f}% (max: {threshold_pct:g}%) - {counts}"
+        )
+    return BudgetCheck(
+        can_proceed=tokens <= limit,
+        current_tokens=tokens,
+        current_percent=round(current, 1),
+        threshold_percent=threshold_pct,
+        threshold_tokens=limit,
+        message=message,
+    )
+
+
+def can_reserve(used: int, reserved: int, amount: int, budget: int) -> bool:
+    """``budget reserve``: granted while used + reserved + amount stays strictly below 95 %."""
+    if amount < 0 or budget <= 0:
+        return False
+    return (used + reserved + amount) * 100 < STOP_PCT * budget
+
+
+def context_percent(tokens: int, window: int) -> float:
+    if window <= 0:
+        raise ValueError(f"context window must be positive, not {window}")
+    return max(0, tokens) / window * 100
+
+
+def context_band(tokens: int, window: int, warn_pct: float, stop_pct: float) -> Band:
+    """normal below ``warn_pct``, warn from it, stop from ``stop_pct`` (of the window)."""
+    pct = context_percent(tokens, window)
+    if pct >= stop_pct:
+        return "stop"
+    if pct >= warn_pct:
+        return "warn"
+    return "normal"

@@ -1,0 +1,192 @@
+"""Checks before the first worker, from facts gathered elsewhere (git, filesystem, environment).
+
+Every check is returned, passed or not, so ``start --dry-run`` can print them all; ``start``
+refuses (exit 2) on the first failure. A check's message is one line saying what is wrong and
+how to fix it; a dirty-tree refusal lists up to five paths on the lines after.
+
+Checks that depend on being in a git work tree (branch, dirty tree) are skipped outside one:
+the "git" failure already says what to do.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from contracts.settings import Settings
+
+STATE_DIR = ".unattended"
+MAX_LISTED_PATHS = 5
+
+
+@dataclass(frozen=True)
+class PreflightFacts:
+    in_git_repo: bool
+    branch: str | None  # None when detached or unborn
+    detached: bool
+    dirty_paths: tuple[str, ...]  # paths from `git status --porcelain`, unfiltered
+    prompt_available: bool
+    claude_bin_resolved: str | None  # absolute path, None when not found
+    claude_bin_executable: bool
+    state_dir_writable: bool
+    is_root: bool
+    is_sandbox_env: bool  # IS_SANDBOX=1 in the environment the workers inherit
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    message: str  # one line (plus listed paths for the dirty tree)
+
+
+def _whitelisted(path: str, patterns: Iterable[str]) -> bool:
+    """A glob without '/' matches the file name anywhere; with '/', the whole path."""
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(path.rstrip("/"), pattern):
+            return True
+        if "/" not in pattern and fnmatch.fnmatchcase(name, pattern):
+            return True
+    return False
+
+
+def relevant_dirty_paths(paths: Sequence[str], whitelist: Iterable[str]) -> tuple[str, ...]:
+    """Dirty paths that count: not under ``.unattended/`` and not matching the whitelist."""
+    patterns = list(whitelist)
+    kept: list[str] = []
+    for raw in paths:
+        path = raw.strip().removeprefix("./")
+        if not path or path == STATE_DIR or path.startswith(STATE_DIR + "/"):
+            continue
+        if not _whitelisted(path, patterns):
+            kept.append(path)
+    return tuple(kept)
+
+
+def _branch_check(facts: PreflightFacts, settings: Settings, requested: str | None) -> Check:
+    protected = settings.all_protected_branches()
+    if requested is not None:
+        if requested in protected:
+            return Check(
+                "branch",
+                False,
+                f"--branch {requested} is a protected branch: choose another name "
+                f"(protected: {', '.join(protected)})",
+            )
+        return Check("branch", True, f"will work on branch {requested} (created from HEAD if new)")
+    if facts.detached or not facts.branch:
+        return Check(
+            "branch",
+            False,
+            "detached HEAD: check out a branch first (git switch -c NAME), or pass --branch NAME",
+        )
+    if facts.branch in protected:
+        return Check(
+            "branch",
+            False,
+            f"refusing to work on protected branch {facts.branch}: pass --branch NAME to work "
+            f"on a new branch created from HEAD, or switch to a working branch",
+        )
+    return Check("branch", True, f"on branch {facts.branch}")
+
+
+def _dirty_check(facts: PreflightFacts, settings: Settings, requested: str | None) -> Check:
+    dirty = relevant_dirty_paths(facts.dirty_paths, settings.dirty_whitelist)
+    if not dirty:
+        return Check("dirty", True, "work tree clean")
+    switching = requested is not None and requested != facts.branch
+    if settings.allow_dirty and not switching:
+        return Check("dirty", True, f"{len(dirty)} uncommitted change(s), allowed by --allow-dirty")
+    listed = "\n".join(f"  {path}" for path in dirty[:MAX_LISTED_PATHS])
+    more = len(dirty) - MAX_LISTED_PATHS
+    if more > 0:
+        listed += f"\n  … and {more} more"
+    if switching:
+        head = (
+            f"cannot switch to branch {requested}: the work tree has {len(dirty)} uncommitted "
+            f"change(s); commit or stash them first"
+        )
+    else:
+        head = (
+            f"the work tree has {len(dirty)} uncommitted change(s): commit or stash them, "
+            f"or pass --allow-dirty"
+        )
+    return Check("dirty", False, f"{head}\n{listed}")
+
+
+def _permissions_check(facts: PreflightFacts, settings: Settings) -> Check:
+    mode = settings.effective_permission_mode()
+    if facts.is_root and mode == "bypassPermissions" and not facts.is_sandbox_env:
+        return Check(
+            "permissions",
+            False,
+            "running as root, claude refuses bypassPermissions: use --allowed-tools, "
+            "or set IS_SANDBOX=1 inside a container",
+        )
+    return Check("permissions", True, f"permission mode {mode}")
+
+
+def _claude_check(facts: PreflightFacts, settings: Settings) -> Check:
+    if facts.claude_bin_resolved is None:
+        return Check(
+            "claude",
+            False,
+            f"claude binary not found: {settings.claude_bin!r} is not on PATH; install Claude "
+            f"Code (npm install -g @anthropic-ai/claude-code) or set claude_bin",
+        )
+    if not facts.claude_bin_executable:
+        return Check(
+            "claude",
+            False,
+            f"claude binary is not executable: {facts.claude_bin_resolved}; "
+            f"chmod +x it or set claude_bin",
+        )
+    return Check("claude", True, f"claude at {facts.claude_bin_resolved}")
+
+
+def preflight(
+    facts: PreflightFacts, settings: Settings, branch_requested: str | None
+) -> list[Check]:
+    """Every applicable check, in a fixed order: git, branch, dirty, permissions, prompt,
+    claude, state-dir. ``branch_requested`` falls back to ``settings.branch``."""
+    requested = branch_requested if branch_requested is not None else settings.branch
+    checks: list[Check] = []
+    if not facts.in_git_repo:
+        checks.append(
+            Check("git", False, "not a git work tree: run git init (and commit) in the project")
+        )
+    else:
+        checks.append(Check("git", True, "git work tree"))
+        checks.append(_branch_check(facts, settings, requested))
+        checks.append(_dirty_check(facts, settings, requested))
+    checks.append(_permissions_check(facts, settings))
+    if facts.prompt_available:
+        checks.append(Check("prompt", True, "prompt found"))
+    else:
+        checks.append(
+            Check(
+                "prompt",
+                False,
+                "no prompt: pass --prompt TEXT, --prompt-file FILE, or create PROMPT.md in the "
+                "project",
+            )
+        )
+    checks.append(_claude_check(facts, settings))
+    if facts.state_dir_writable:
+        checks.append(Check("state-dir", True, f"{STATE_DIR}/ writable"))
+    else:
+        checks.append(
+            Check(
+                "state-dir",
+                False,
+                f"{STATE_DIR}/ is not writable: check the project directory's owner and "
+                f"permissions",
+            )
+        )
+    return checks
+
+
+def failures(checks: Sequence[Check]) -> list[Check]:
+    return [check for check in checks if not check.ok]
