@@ -107,8 +107,15 @@ def test_stream_json_success_shape(claude_bin, hermetic_env, git_repo, tmp_path)
 def test_allowed_bash_commits_and_done_marker(claude_bin, hermetic_env, git_repo, tmp_path) -> None:
     command = "echo work > work.txt && git add work.txt && git commit -m 'worker commit'"
     turns = [
-        Turn.tool_use("Bash", {"command": command, "description": "commit the work"}),
-        Turn.text("Committed the work.\nUNATTENDED_DONE"),
+        Turn.tool_use(
+            "Bash",
+            {"command": command, "description": "commit the work"},
+            usage=Usage(input_tokens=100, output_tokens=10),
+        ),
+        Turn.text(
+            "Committed the work.\nUNATTENDED_DONE",
+            usage=Usage(300, 30, cache_creation_input_tokens=5, cache_read_input_tokens=50),
+        ),
     ]
     with FakeAnthropic(turns) as api:
         env = hermetic_env(tmp_path, api.base_url)
@@ -123,6 +130,9 @@ def test_allowed_bash_commits_and_done_marker(claude_bin, hermetic_env, git_repo
     assert "UNATTENDED_DONE" in result["result"].splitlines()
     assert result["permission_denials"] == []
     assert result["num_turns"] == 2
+    usage = result["usage"]  # summed over the turns, as budgets assume
+    assert (usage["input_tokens"], usage["output_tokens"]) == (400, 40)
+    assert (usage["cache_creation_input_tokens"], usage["cache_read_input_tokens"]) == (5, 50)
     tool_results = [e for e in run.events if e["type"] == "user"]
     assert tool_results and tool_results[0]["message"]["content"][0]["is_error"] is False
     # gitOperation is parsed from git's own summary line: `git commit -q` gives none.
