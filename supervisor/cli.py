@@ -144,8 +144,15 @@ def stop(
     timeout: Annotated[
         float | None, typer.Option(help="With --wait: give up after S seconds (exit 1).")
     ] = None,
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="Stop every run of this user (see `unattended ps`).")
+    ] = False,
 ) -> None:
     """Ask the run to stop: after the current iteration, or --now."""
+    if all_runs:
+        from supervisor.registry import stop_all
+
+        raise typer.Exit(stop_all(now, wait, timeout))
     from supervisor.cli_status import request_stop
 
     raise typer.Exit(request_stop(project_dir(project), now, wait, timeout))
@@ -175,14 +182,38 @@ def demo(
     raise typer.Exit(run_demo(steps))
 
 
-def _register_subcommands() -> None:
-    from supervisor.cli_budget import budget_app
-    from supervisor.cli_recover import recover
-    from supervisor.cli_service import service_app
+# (module, attribute, name, kind): commands living in their own modules. Each module keeps its
+# top-level imports light (typer only) so registering them all costs nothing measurable.
+SUBCOMMANDS: tuple[tuple[str, str, str, str], ...] = (
+    ("supervisor.cli_recover", "recover", "recover", "command"),
+    ("supervisor.cli_service", "service_app", "service", "group"),
+    ("supervisor.cli_budget", "budget_app", "budget", "group"),
+    ("supervisor.cli_step", "step", "step", "command"),
+    ("supervisor.cli_ps", "ps", "ps", "command"),
+    ("supervisor.cli_extend", "extend", "extend", "command"),
+    ("supervisor.cli_watch", "watch", "watch", "command"),
+    ("supervisor.cli_metrics", "metrics", "metrics", "command"),
+    ("supervisor.cli_report", "report", "report", "command"),
+    ("supervisor.cli_doctor", "doctor", "doctor", "command"),
+    ("supervisor.cli_advise", "advise", "advise", "command"),
+)
 
-    app.add_typer(service_app, name="service")
-    app.add_typer(budget_app, name="budget")
-    app.command("recover")(recover)
+
+def _register_subcommands() -> None:
+    import importlib
+
+    for module_name, attr, name, kind in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue  # not built yet: the command is simply absent
+            raise
+        target = getattr(module, attr)
+        if kind == "group":
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
 
 
 def run_cli(args: list[str]) -> int:
