@@ -142,7 +142,7 @@ def record_from_worker(
         last_api_retry_status=facts.last_api_retry_status,
         session_id=facts.session_id,
         model=facts.model,
-        context_peak_tokens=facts.peak_context_tokens,
+        context_peak_tokens=facts.context_peak_tokens,
         git_before=before,
         git_after=after,
     )

@@ -215,7 +215,7 @@ class RelayLoop:
         self.launch_times.append(started)
         st.iteration = number
         try:
-            self.worker = Worker.spawn(spec)
+            self.worker = Worker.spawn(spec, should_escalate=lambda: self.flags.escalate)
         except SpawnError as exc:
             self._log(f"could not start the worker: {exc}", number, kind="spawn_error")
             return IterationRecord(
