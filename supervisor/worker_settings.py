@@ -1,0 +1,64 @@
+"""The settings file each worker gets through ``--settings``, and the hook's environment.
+
+Why a generated file: the context meter must run after every tool call of every worker, but the
+person's own Claude settings (``~/.claude/settings.json``, the project's ``.claude/``) are never
+touched. ``--settings FILE`` adds our PostToolUse hook on top of theirs for this worker only.
+The CLI silently ignores a settings file that fails validation in ``-p`` mode, so the shape
+here is pinned by a test against the documented format.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from contracts.hook import ENV_CONTEXT_WINDOW, ENV_STATE_DIR, ENV_STOP_PCT, ENV_WARN_PCT
+from supervisor.fsio import atomic_write, ensure_private_dir
+from supervisor.hook_fast import ENV_CONTEXT_SOURCE
+
+if TYPE_CHECKING:
+    from contracts.paths import RunPaths
+    from contracts.settings import Settings
+
+# Seconds the CLI waits for one hook run; the meter answers in milliseconds and fails open.
+HOOK_TIMEOUT_S = 10
+
+
+def settings_document(hook_command: list[str]) -> dict:
+    """``{"hooks": {"PostToolUse": [{"matcher": "*", "hooks": [{"type": "command", ...}]}]}}``."""
+    command = shlex.join(hook_command)
+    return {
+        "hooks": {
+            "PostToolUse": [
+                {
+                    "matcher": "*",
+                    "hooks": [{"type": "command", "command": command, "timeout": HOOK_TIMEOUT_S}],
+                }
+            ]
+        }
+    }
+
+
+def write_worker_settings(paths: RunPaths, hook_command: list[str]) -> Path:
+    """Write ``.unattended/worker-settings.json`` (0600, atomically) and return its path."""
+    ensure_private_dir(paths.root)
+    target = paths.worker_settings
+    atomic_write(target, json.dumps(settings_document(hook_command), indent=2) + "\n")
+    return target
+
+
+def hook_env(settings: Settings, window: int, paths: RunPaths | None = None) -> dict[str, str]:
+    """Variables the hook reads: window, thresholds, context source, and (given paths) where to
+    record readings. Without ``paths`` the hook falls back to ``$UNATTENDED_PROJECT/.unattended``.
+    """
+    env = {
+        ENV_CONTEXT_WINDOW: str(int(window)),
+        ENV_WARN_PCT: f"{settings.context_warn_pct:g}",
+        ENV_STOP_PCT: f"{settings.context_stop_pct:g}",
+        ENV_CONTEXT_SOURCE: settings.context_source,
+    }
+    if paths is not None:
+        env[ENV_STATE_DIR] = str(paths.root)
+    return env
