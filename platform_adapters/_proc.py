@@ -8,6 +8,7 @@ overstays its deadline is killed with its whole group and reaped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -66,8 +67,8 @@ class Running:
         shell: bool = False,
     ) -> None:
         self.argv = argv
-        self._out: IO[bytes] = tempfile.TemporaryFile()
-        self._err: IO[bytes] = tempfile.TemporaryFile()
+        self._out: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finish()
+        self._err: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         try:
             self.proc = subprocess.Popen(
                 argv,
@@ -109,10 +110,8 @@ class Running:
 
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
     """Signal a process group, ignoring that it may be gone already."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def run_bounded(

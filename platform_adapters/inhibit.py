@@ -9,6 +9,7 @@ container, a polkit refusal), the inhibitor says why once through `log` and does
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol, TypedDict
+from typing import Any, Protocol, TypedDict
 
 from platform_adapters._proc import clean_env, kill_group
 
@@ -140,10 +141,8 @@ class ChildInhibitor:
             return
         self._released = True
         kill_group(self.proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=RELEASE_GRACE_S)
-        except subprocess.TimeoutExpired:
-            pass
         kill_group(self.proc.pid, signal.SIGKILL)  # e.g. the `tail` left by a killed parent
         self.proc.wait()
         self._read_stderr()
@@ -171,20 +170,28 @@ class ChildInhibitor:
         if not self._warned:
             self._warned = True
             self._log(
-                f"warning: sleep inhibitor not held ({self._exit_reason()}); "
+                f"sleep inhibitor not held ({self._exit_reason()}); "
                 "the machine may sleep during the run"
             )
 
 
 class WindowsInhibitor:
-    """SetThreadExecutionState in the calling thread: call start and release from the main loop."""
+    """SetThreadExecutionState in the calling thread: call start and release from the main loop.
+
+    Windows ties the request to the thread and drops it when the process exits, so nothing can
+    leak. `kernel32` is injectable so the call sequence is testable off Windows.
+    """
 
     kind = "SetThreadExecutionState"
 
-    def __init__(self) -> None:
-        import ctypes
+    def __init__(self, kernel32: Any = None) -> None:
+        if kernel32 is None:
+            import ctypes
 
-        self._kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+            kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+            kernel32.SetThreadExecutionState.argtypes = [ctypes.c_uint32]
+            kernel32.SetThreadExecutionState.restype = ctypes.c_uint32
+        self._kernel32 = kernel32
         previous = self._kernel32.SetThreadExecutionState(ES_CONTINUOUS | ES_SYSTEM_REQUIRED)
         if previous == 0:
             raise OSError("SetThreadExecutionState failed")
@@ -210,10 +217,13 @@ class WindowsInhibitor:
             self._kernel32.SetThreadExecutionState(ES_CONTINUOUS)
 
 
-def _platform_argv(
+def inhibitor_argv(
     platform: str, daemon_pid: int, why: str, path: str | None
 ) -> tuple[str, list[str]] | str:
-    """(kind, argv) for the child inhibitor on this platform, or the reason there is none."""
+    """(kind, argv) for the child inhibitor on this platform, or the reason there is none.
+
+    Pure apart from looking the tools up on `path`, so the macOS argv is testable on Linux.
+    """
     if platform == "darwin":
         caffeinate = shutil.which("caffeinate", path=path)
         if caffeinate is None:
@@ -263,7 +273,7 @@ def start_inhibitor(
             return WindowsInhibitor()
         except (OSError, AttributeError) as exc:
             return _none(f"SetThreadExecutionState unavailable ({exc})", log)
-    found = _platform_argv(plat, daemon_pid, " ".join(why.split()) or "unattended", env.get("PATH"))
+    found = inhibitor_argv(plat, daemon_pid, " ".join(why.split()) or "unattended", env.get("PATH"))
     if isinstance(found, str):
         return _none(found, log)
     kind, argv = found
@@ -281,7 +291,7 @@ def start_inhibitor(
 
 
 def _none(why: str, log: Log) -> NullInhibitor:
-    log(f"warning: no sleep inhibitor ({why}); the machine may sleep during the run")
+    log(f"no sleep inhibitor ({why}); the machine may sleep during the run")
     return NullInhibitor(why)
 
 
@@ -293,7 +303,9 @@ def inhibitor_alive(pid: int | None) -> bool:
     if proc.is_dir():
         try:
             stat = (proc / "stat").read_text()
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+            cmdline = (
+                (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+            )
         except OSError:
             return False
         state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else "?"

@@ -82,7 +82,13 @@ def desktop_argv(event: NotifyEvent, platform: str, path: str | None) -> list[st
         if notify_send is None:
             return "notify-send not found on PATH"
         urgency = "critical" if event.status in URGENT else "normal"
-        return [notify_send, "--app-name=unattended", f"--urgency={urgency}", event.title, event.body]
+        return [
+            notify_send,
+            "--app-name=unattended",
+            f"--urgency={urgency}",
+            event.title,
+            event.body,
+        ]
     return f"no desktop notifications on platform {platform!r}"
 
 

@@ -95,7 +95,7 @@ def choose_manager(systemd: bool, launchd: bool, platform: str) -> str:
         return "systemd"
     raise ServiceError(
         f"no service manager support on {platform}: run `unattended start` yourself "
-        "(see docs/platform.md)"
+        "(see docs/platforms.md)"
     )
 
 
@@ -161,8 +161,32 @@ def _linger_note(host: Host) -> str:
     )
 
 
-def install_systemd(host: Host, project: str, *, print_only: bool, start: bool, enable: bool) -> int:
+def warn_if_grace_too_long(host: Host, project: str) -> None:
+    """The unit's stop timeout is shared by every project: say so when this one's grace won't fit.
+
+    On stop the daemon gives its worker `grace_seconds` after SIGINT; systemd (TimeoutStopSec)
+    and launchd (ExitTimeOut) SIGKILL the daemon if it takes longer than the unit allows.
+    """
+    import tomllib
+
+    try:
+        with open(Path(project) / "unattended.toml", "rb") as handle:
+            grace = float(tomllib.load(handle).get("grace_seconds", 0))
+    except (OSError, ValueError, TypeError, tomllib.TOMLDecodeError):
+        return  # no file or a bad one: `start` itself reports a bad unattended.toml
+    if grace + units.STOP_MARGIN_S > units.TIMEOUT_STOP_SEC:
+        host.err(
+            f"unattended: warning: grace_seconds = {grace:g} in unattended.toml does not fit the "
+            f"service's stop timeout ({units.TIMEOUT_STOP_SEC}s): a stopped service would kill "
+            f"the worker early; use at most {units.TIMEOUT_STOP_SEC - units.STOP_MARGIN_S}s"
+        )
+
+
+def install_systemd(
+    host: Host, project: str, *, print_only: bool, start: bool, enable: bool
+) -> int:
     unit = units.instance_unit_name(project, environ=host.environ)
+    warn_if_grace_too_long(host, project)
     text = units.render_systemd_unit(path_env=units.service_path(host.environ, str(host.home)))
     path = host.systemd_user_dir / units.TEMPLATE_NAME
     commands = [["systemctl", "--user", "daemon-reload"]]
@@ -175,7 +199,11 @@ def install_systemd(host: Host, project: str, *, print_only: bool, start: bool, 
         host.err(f"# Save the unit above as {path}, then run:")
         for argv in [commands[0], ["systemctl", "--user", "start", unit]]:
             host.err(f"#   {_shell(argv)}")
-        host.err(f"# Add `systemctl --user enable {shlex.quote(unit)}` to start it at every login.")
+        host.err(
+            f"# Add `systemctl --user enable {shlex.quote(unit)}` to start it at every login/boot "
+            "(each such start begins a new run once the last one has ended)."
+        )
+        host.err(f"# {_linger_note(host)}")
         return 0
     changed = _write_atomic(path, text.encode("utf-8"))
     host.out(f"{'wrote' if changed else 'unchanged'}: {path}")
@@ -190,7 +218,8 @@ def install_systemd(host: Host, project: str, *, print_only: bool, start: bool, 
         timeout = START_STOP_TIMEOUT_S if argv[2] == "start" else SYSTEMCTL_TIMEOUT_S
         done = host.run([host.which("systemctl") or "systemctl", *argv[1:]], timeout)
         if not done.ok:
-            host.err(f"error: `{_shell(argv)}` failed: {done.last_error_line() or done.returncode}")
+            said = done.last_error_line() or f"exit code {done.returncode}"
+            host.err(f"unattended: `{_shell(argv)}` failed: {said}")
             if argv[2] == "start":
                 host.err(f"see: journalctl --user -u {shlex.quote(unit)}")
             return 1
@@ -275,8 +304,11 @@ def _launchctl(host: Host) -> str | None:
     return host.which("launchctl") if host.platform == "darwin" else None
 
 
-def install_launchd(host: Host, project: str, *, print_only: bool, start: bool, enable: bool) -> int:
+def install_launchd(
+    host: Host, project: str, *, print_only: bool, start: bool, enable: bool
+) -> int:
     label = units.launchd_label(project)
+    warn_if_grace_too_long(host, project)
     target_dir = host.launch_agents_dir if enable else host.launchd_staging_dir
     path = target_dir / f"{label}.plist"
     data = units.render_launchd_plist(
@@ -291,9 +323,7 @@ def install_launchd(host: Host, project: str, *, print_only: bool, start: bool, 
         host.out(data.decode("utf-8").rstrip("\n"))
         host.err(f"# Save the plist above as {path}, then run:")
         host.err(f"#   {_shell(bootstrap)}")
-        host.err(
-            f"# In {host.launch_agents_dir} it also starts at every login (that is --enable)."
-        )
+        host.err(f"# In {host.launch_agents_dir} it also starts at every login (that is --enable).")
         return 0
     other = (host.launchd_staging_dir if enable else host.launch_agents_dir) / path.name
     other.unlink(missing_ok=True)  # one copy only, so login behaviour matches --enable
@@ -308,7 +338,8 @@ def install_launchd(host: Host, project: str, *, print_only: bool, start: bool, 
         host.run([launchctl, *bootout[1:]])  # reload a changed plist; fails harmlessly if absent
         done = host.run([launchctl, *bootstrap[1:]], START_STOP_TIMEOUT_S)
         if not done.ok:
-            host.err(f"error: `{_shell(bootstrap)}` failed: {done.last_error_line()}")
+            said = done.last_error_line() or f"exit code {done.returncode}"
+            host.err(f"unattended: `{_shell(bootstrap)}` failed: {said}")
             return 1
         host.out(f"started {label} (logs: {host.launchd_log_dir})")
     else:

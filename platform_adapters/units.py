@@ -1,8 +1,9 @@
 """Render the service units: the systemd user template and the launchd agent plist.
 
 Pure functions of (interpreter, PATH, project): installing them is `service.py`'s job. The
-systemd template is read from `systemd/unattended@.service`, which a wheel carries as package
-data (`platform_adapters/unit_templates/`); the plist is built entirely with plistlib.
+systemd template is package data, `platform_adapters/unit_templates/unattended@.service`
+(`systemd/unattended@.service` in the source tree is a link to it), so a wheel carries it; the
+plist is built entirely with plistlib (`launchd/` holds an example).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import shutil
 import string
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ LAUNCHD_PREFIX = "dev.unattended."
 WATCHDOG_SEC = 180
 # Longer than the worker grace period (grace_seconds, default 10) plus writing the final state.
 TIMEOUT_STOP_SEC = 120
+# What the daemon needs on top of the worker grace period to end, write its state and exit.
+STOP_MARGIN_S = 30
 THROTTLE_INTERVAL_S = 60
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
@@ -105,12 +108,26 @@ def instance_unit_name(project: str, *, environ: Mapping[str, str] | None = None
 # --- what the units run ------------------------------------------------------------------------
 
 
-def daemon_argv(python: str | None = None) -> list[str]:
-    """`<python> -m supervisor`: absolute but not symlink-resolved (a venv's python is a link)."""
+def daemon_argv(python: str | None = None, *, script: str | None = None) -> list[str]:
+    """The absolute command that runs `unattended` from this installation.
+
+    The `unattended` console script beside the interpreter (venvs, pipx and uv put it there) is
+    preferred. Otherwise `<python> -P -m supervisor`: `-P` (Python >= 3.11) keeps the project
+    directory, the unit's working directory, off sys.path, so a project's own `supervisor/` or
+    `contracts/` package cannot shadow ours. Absolute but not symlink-resolved: a venv's python
+    is a link, and resolving it would leave the venv.
+    """
     interpreter = python or sys.executable
     if not interpreter:
         raise UnitError("cannot tell which Python runs unattended (sys.executable is empty)")
-    return [os.path.abspath(interpreter), "-m", "supervisor"]
+    interpreter = os.path.abspath(interpreter)
+    if script is None:
+        beside = os.path.join(os.path.dirname(interpreter), "unattended")
+        if os.path.isfile(beside) and os.access(beside, os.X_OK):
+            script = beside
+    if script:
+        return [os.path.abspath(script)]
+    return [interpreter, "-P", "-m", "supervisor"]
 
 
 def service_path(environ: Mapping[str, str] | None = None, home: str | None = None) -> str:
@@ -151,15 +168,11 @@ def service_path(environ: Mapping[str, str] | None = None, home: str | None = No
 
 
 def template_path() -> Path:
-    """Where the unit template is: package data in a wheel, `systemd/` in a source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (
-        here / "unit_templates" / TEMPLATE_NAME,
-        here.parent / "systemd" / TEMPLATE_NAME,
-    ):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"{TEMPLATE_NAME} is missing from this installation")
+    """The unit template, shipped as package data (see the module docstring)."""
+    candidate = Path(__file__).resolve().parent / "unit_templates" / TEMPLATE_NAME
+    if not candidate.is_file():
+        raise FileNotFoundError(f"{TEMPLATE_NAME} is missing from this installation")
+    return candidate
 
 
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:@+=,-]+")
@@ -187,7 +200,7 @@ def _systemd_quote(word: str, *, dollar: bool) -> str:
 
 def render_systemd_unit(
     *,
-    python: str | None = None,
+    command: Sequence[str] | None = None,
     path_env: str | None = None,
     watchdog_sec: int = WATCHDOG_SEC,
     timeout_stop_sec: int = TIMEOUT_STOP_SEC,
@@ -195,7 +208,7 @@ def render_systemd_unit(
 ) -> str:
     """The `unattended@.service` text for this interpreter and PATH (one unit, any project)."""
     text = template if template is not None else template_path().read_text(encoding="utf-8")
-    exec_start = " ".join(_systemd_quote(word, dollar=True) for word in daemon_argv(python))
+    exec_start = " ".join(_systemd_quote(word, dollar=True) for word in command or daemon_argv())
     path_value = service_path() if path_env is None else path_env
     values = {
         "@EXEC_START@": exec_start,
@@ -223,14 +236,14 @@ def launchd_label(project: str) -> str:
 def launchd_plist(
     project: str,
     *,
-    python: str | None = None,
+    command: Sequence[str] | None = None,
     path_env: str | None = None,
     log_dir: str,
     exit_timeout_s: int = TIMEOUT_STOP_SEC,
 ) -> dict[str, Any]:
     """The agent's plist as a dict: absolute argv, PATH, and restart only after a crash."""
     label = launchd_label(project)
-    argv = [*daemon_argv(python), "start", "--foreground", "--resume", "--project", project]
+    argv = [*(command or daemon_argv()), "start", "--foreground", "--resume", "--project", project]
     return {
         "Label": label,
         "ProgramArguments": argv,

@@ -35,16 +35,16 @@ def _warn(text: str) -> None:
 
 def _run(action: str, **kwargs: object) -> None:
     from platform_adapters import service
+    from supervisor.cli import fail
 
     host = service.make_host(_say, _warn)
     try:
         code = getattr(service, action)(host, **kwargs)
     except service.ServiceError as exc:
-        _warn(f"error: {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     except OSError as exc:
-        _warn(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
-        raise typer.Exit(1) from None
+        where = f": {exc.filename}" if exc.filename else ""
+        fail(f"{exc.strerror or exc}{where}", 1)
     raise typer.Exit(code)
 
 
@@ -55,7 +55,9 @@ def install(
     launchd: LaunchdOpt = False,
     print_only: Annotated[
         bool,
-        typer.Option("--print", help="Write the unit to stdout, instructions to stderr; no install."),
+        typer.Option(
+            "--print", help="Write the unit to stdout, instructions to stderr; no install."
+        ),
     ] = False,
     no_start: Annotated[
         bool, typer.Option("--no-start", help="Write the unit but do not start it now.")

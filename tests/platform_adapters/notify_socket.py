@@ -39,7 +39,9 @@ class NotifySocket:
         self.messages: list[dict[str, str]] = []
         self.raw: list[bytes] = []
 
-    def env(self, watchdog_usec: int | None = None, watchdog_pid: int | None = None) -> dict[str, str]:
+    def env(
+        self, watchdog_usec: int | None = None, watchdog_pid: int | None = None
+    ) -> dict[str, str]:
         env = {"NOTIFY_SOCKET": self.address}
         if watchdog_usec is not None:
             env["WATCHDOG_USEC"] = str(watchdog_usec)
@@ -67,7 +69,9 @@ class NotifySocket:
         self.messages.extend(got)
         return got
 
-    def wait_for(self, assignment: str, *, count: int = 1, timeout: float = 20.0) -> list[dict[str, str]]:
+    def wait_for(
+        self, assignment: str, *, count: int = 1, timeout: float = 20.0
+    ) -> list[dict[str, str]]:
         """Wait until `count` messages contain `KEY=value` (or just `KEY`); return them all."""
         key, _, value = assignment.partition("=")
         deadline = time.monotonic() + timeout
