@@ -121,7 +121,7 @@ def _platform_bookends(req: LaunchRequest, state: RunState, log: RunLog) -> tupl
     from platform_adapters.subreaper import become_child_subreaper
 
     def warn(message: str) -> None:
-        log.event(f"warning: {message}", kind="warning")
+        log.event(f"warning: {message.removeprefix('warning: ')}", kind="warning")
 
     become_child_subreaper()
     sd = SdNotifier.from_env(req.environ)

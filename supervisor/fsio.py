@@ -8,7 +8,7 @@ after a power cut it sees either the old or the new version.
 from __future__ import annotations
 
 import os
-import time
+import time as _time
 from pathlib import Path
 
 PRIVATE_DIR_MODE = 0o700
@@ -23,8 +23,8 @@ class SystemCalls:
     fsync = staticmethod(os.fsync)
     replace = staticmethod(os.replace)
     close = staticmethod(os.close)
-    time = staticmethod(time.time)
-    monotonic = staticmethod(time.monotonic)
+    time = staticmethod(_time.time)
+    monotonic = staticmethod(_time.monotonic)
 
 
 sys_calls = SystemCalls()

@@ -100,8 +100,9 @@ class RelayLoop:
         from safety.decide import Limits, decide, gate
         from safety.runway import estimate_next
 
-        limits = Limits.from_settings(self.ctx.settings, self.ctx.state.deadline.timestamp())
         while True:
+            # Rebuilt every time round: `unattended extend` may have moved a cap.
+            limits = Limits.from_settings(self.ctx.settings, self.ctx.state.deadline.timestamp())
             estimate = estimate_next(self.ctx.history) if self.ctx.history else None
             verdict = gate(self._facts(), limits, self.launch_times, estimate)
             if verdict.kind is VerdictKind.WAIT:
@@ -110,6 +111,7 @@ class RelayLoop:
             if verdict.terminal:
                 return verdict
             record = self._iterate()
+            self._account(record)
             verdict = decide(self._facts(done_when=record.done_when_passed), limits)
             self._record(record, verdict)
             if verdict.terminal:
@@ -236,6 +238,9 @@ class RelayLoop:
             self._tick()
         outcome = self.worker.record()
         self.worker = None
+        ctx.log.machine(
+            "worker_exit", number, exit_code=outcome.exit_code, ended_by=outcome.ended_by
+        )
         ended = sys_calls.time()
         self._set(RunStatus.WAITING, worker_pid=None, worker_started_at=None)
         after = it.git_point(ctx.project, ctx.git_dir, st.run_id, number, "after", s, self._warn)
@@ -258,7 +263,6 @@ class RelayLoop:
             return
         try:
             from contracts.models_table import price_usage
-
             from supervisor.context_meter import find_transcript, transcript_usage_totals
 
             path = find_transcript(self.ctx.environ, self.ctx.project, record.session_id)
@@ -288,18 +292,22 @@ class RelayLoop:
             record.handed_off = True
 
     # ----- recording -------------------------------------------------------------------
-    def _record(self, record: IterationRecord, verdict: Verdict) -> None:
-        from safety.decide import Limits, gutter_state
-
-        ctx, st = self.ctx, self.ctx.state
-        ctx.history.append(record)
-        outcome = verdict.outcome or Outcome.FAILED
+    def _account(self, record: IterationRecord) -> None:
+        """The iteration joins the history and the totals before the rules judge the run."""
+        st = self.ctx.state
+        self.ctx.history.append(record)
         st.input_tokens += record.input_tokens
         st.output_tokens += record.output_tokens
         st.cache_creation_tokens += record.cache_creation_tokens
         st.cache_read_tokens += record.cache_read_tokens
         st.cost_usd = round(st.cost_usd + record.cost_usd, 6)
         st.session_id = record.session_id or st.session_id
+
+    def _record(self, record: IterationRecord, verdict: Verdict) -> None:
+        from safety.decide import Limits, gutter_state
+
+        ctx, st = self.ctx, self.ctx.state
+        outcome = verdict.outcome or Outcome.FAILED
         error = record.spawn_error or (record.result_text if record.is_error else None)
         error = error or (record.last_stderr_line if not record.saw_result else None)
         st.last_iteration = LastIteration(

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from contracts.timefmt import utc_iso
+from contracts.timefmt import from_epoch, utc_iso
 from supervisor.fsio import PRIVATE_FILE_MODE, ensure_private_dir, sys_calls
 
 
@@ -67,12 +67,14 @@ class RunLog:
     def event(
         self, message: str, *, iteration: int | None = None, kind: str = "info", **fields: Any
     ) -> None:
-        now = utc_iso_now()
+        epoch = sys_calls.time()
+        now = utc_iso(from_epoch(epoch))
         prefix = f"{now} iter {iteration} " if iteration else f"{now} "
         line = prefix + message
         try:
             self._human.write(line + "\n")
-            record = {"time": now, "run_id": self.run_id, "kind": kind, "iteration": iteration}
+            record = {"time": now, "epoch": round(epoch, 3), "run_id": self.run_id}
+            record.update(kind=kind, iteration=iteration)
             record.update(fields)
             record["message"] = message
             self._machine.write(json.dumps(record, default=str) + "\n")
@@ -81,6 +83,14 @@ class RunLog:
             pass
         if self.echo is not None:
             self.echo(line)
+
+    def machine(self, kind: str, iteration: int | None = None, **fields: Any) -> None:
+        """A record for machines only (too fine-grained for people reading run.log)."""
+        epoch = sys_calls.time()
+        record = {"time": utc_iso(from_epoch(epoch)), "epoch": round(epoch, 3)}
+        record.update(run_id=self.run_id, kind=kind, iteration=iteration, **fields)
+        with contextlib.suppress(OSError):
+            self._machine.write(json.dumps(record, default=str) + "\n")
 
     def separator(self, text: str) -> None:
         with contextlib.suppress(OSError):
