@@ -115,9 +115,10 @@ def start(
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Start a run: preflight, then detach a daemon (returns once it is ready)."""
+    values = dict(locals())  # first: only the options are in scope here
     from supervisor.cli_start import StartOptions, run_start
 
-    values = {k: v for k, v in locals().items() if k not in StartOptions.INVOCATION}
+    values = {k: v for k, v in values.items() if k not in StartOptions.INVOCATION}
     opts = StartOptions(
         project=project, foreground=foreground, dry_run=dry_run, resume=resume, json_out=json_out
     )

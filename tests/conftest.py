@@ -37,6 +37,7 @@ def hermetic_env(tmp_path: Path, fake_claude: FakeClaude) -> dict[str, str]:  # 
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("ANTHROPIC_", "CLAUDE_", "UNATTENDED_", "NOTIFY_SOCKET", "WATCHDOG_"))
+        and k != "IS_SANDBOX"  # tests choose it: root without it must be refused bypass mode
     }
     env.update(fake_claude.env())
     env.update(
