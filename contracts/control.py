@@ -1,0 +1,80 @@
+"""``.unattended/control.json``: a request to change the caps of the live run.
+
+Written atomically by ``unattended extend``; the daemon claims it at its next tick, applies it,
+records the new caps in state.json and deletes it. Values are absolute, never increments, so a
+request applied twice (a crash mid-apply, or two ``extend`` calls merged) gives the same caps:
+
+- ``hours``: the run's total hours; the deadline becomes ``started_at + hours``.
+- ``max_iterations``: the total number of workers the run may start.
+- ``max_cost_usd``: the total the run may spend.
+
+Unknown fields are rejected (a newer CLI's request is refused whole, not half-applied).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from contracts.timefmt import UtcDatetime
+
+SCHEMA_VERSION = 1
+CAP_FIELDS = ("hours", "max_iterations", "max_cost_usd")
+
+
+class ControlFileError(Exception):
+    """control.json cannot be used: corrupt, another version, or no valid change in it."""
+
+
+class ControlRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    request_id: str = Field(min_length=1)
+    requested_at: UtcDatetime
+    hours: float | None = Field(None, gt=0)
+    max_iterations: int | None = Field(None, ge=1)
+    max_cost_usd: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ControlRequest:
+        if all(getattr(self, name) is None for name in CAP_FIELDS):
+            raise ValueError(f"at least one of {', '.join(CAP_FIELDS)} is required")
+        for name in ("hours", "max_cost_usd"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number")
+        return self
+
+    def changes(self) -> dict[str, float | int]:
+        """The caps this request sets, in CAP_FIELDS order."""
+        return {name: getattr(self, name) for name in CAP_FIELDS if getattr(self, name) is not None}
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2) + "\n"
+
+
+def parse_control(text: str, path: Path) -> ControlRequest:
+    """Parse control.json text, turning every failure into one clear ``ControlFileError``."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ControlFileError(f"{path}: not valid JSON ({exc.msg})") from None
+    if not isinstance(raw, dict):
+        raise ControlFileError(f"{path}: expected a JSON object")
+    if raw.get("schema_version") != SCHEMA_VERSION:
+        raise ControlFileError(
+            f"{path}: schema_version {raw.get('schema_version')!r} is not supported "
+            f"(this unattended reads {SCHEMA_VERSION})"
+        )
+    try:
+        return ControlRequest.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        msg = first["msg"].removeprefix("Value error, ")
+        raise ControlFileError(f"{path}: field {where}: {msg}") from None
