@@ -50,7 +50,7 @@ def test_real_cli_commits_then_reports_done(claude_bin, hermetic_env, git_repo, 
     with FakeAnthropic(turns) as api:
         env = hermetic_env(tmp_path, api.base_url)
         run = start_foreground(claude_bin, git_repo, env)
-        requests = api.message_requests
+        requests = api.message_requests()
     assert run.returncode == 0, run.stderr + run.stdout
     state = json.loads((git_repo / ".unattended" / "state.json").read_text())
     assert state["status"] == "done"
