@@ -41,9 +41,8 @@ def _print_checks(checks: list[Any]) -> None:
 
 
 def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
-    from safety.preflight import preflight
-
     from contracts.paths import RunPaths, lock_path
+    from safety.preflight import preflight
     from supervisor import preflight as gather_mod
     from supervisor.config import ConfigError, resolve_settings
     from supervisor.daemon import DaemonStartError, LaunchRequest, launch_detached, run_daemon

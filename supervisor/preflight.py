@@ -36,7 +36,6 @@ def _writable(paths: RunPaths) -> bool:
 
 def gather(project: Path, settings: Settings, environ: dict[str, str]) -> Gathered:
     from safety.preflight import PreflightFacts
-
     from supervisor.gitfacts import NotAGitRepo, gather_repo_facts
 
     try:
