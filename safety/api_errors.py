@@ -87,7 +87,7 @@ _CONTEXT_TERMINAL = re.compile(r"context|prompt_too_long|too_long|token_limit", 
 
 # "resets Mar 17, 2030, 5:46pm (UTC)", "resets 4am (America/Los_Angeles)", "reset at 9pm".
 _RESET = re.compile(
-    r"resets?(?:\s+at)?\s+"
+    r"\bresets?(?:\s+at)?\s+"
     r"(?:(?P<mon>[A-Z][a-z]{2,8})\.?\s+(?P<day>\d{1,2})(?:st|nd|rd|th)?,?\s+"
     r"(?:(?P<year>\d{4}),?\s+)?(?:at\s+)?)?"
     r"(?P<hour>\d{1,2})(?::(?P<minute>\d{2}))?\s*(?P<ampm>[ap]\.?m\.?)?"

@@ -26,10 +26,14 @@ THRESHOLD_MAX_PCT = 95.0
 
 
 def alert_level(used: float, cap: float | None) -> AlertLevel:
-    """How close ``used`` is to ``cap``: ok < 80 % ≤ warn < 90 % ≤ critical < 95 % ≤ stop."""
+    """How close ``used`` is to ``cap``: ok < 80 % ≤ warn < 90 % ≤ critical < 95 % ≤ stop.
+
+    The percent is rounded to 9 decimals first: $0.63 of $0.70 is 90 %, not the 89.99999 %
+    binary floating point makes of it.
+    """
     if cap is None or cap <= 0:
         return "ok"
-    pct = used / cap * 100
+    pct = round(used / cap * 100, 9)
     if pct >= STOP_PCT:
         return "stop"
     if pct >= CRITICAL_PCT:
@@ -113,7 +117,7 @@ def context_percent(tokens: int, window: int) -> float:
 
 def context_band(tokens: int, window: int, warn_pct: float, stop_pct: float) -> Band:
     """normal below ``warn_pct``, warn from it, stop from ``stop_pct`` (of the window)."""
-    pct = context_percent(tokens, window)
+    pct = round(context_percent(tokens, window), 9)
     if pct >= stop_pct:
         return "stop"
     if pct >= warn_pct:

@@ -24,6 +24,7 @@ from contracts.iteration import IterationRecord
 from contracts.status import Outcome
 from safety.api_errors import classify_api_trouble
 from safety.markers import ends_with_question, find_marker
+from safety.wording import short
 
 # A worker that dies this soon after spawn, by itself, is a crash (gutter rule c).
 CRASH_WINDOW_S = 10.0
@@ -33,13 +34,11 @@ _MISSING_BINARY = re.compile(
     r"|not executable|Exec format error|ENOEXEC|Errno 8\b",
     re.I,
 )
+# Spawn errors about the supervisor's own files (the iteration log), not the binary: a worker
+# may have deleted .unattended/; the loop recreates it, so these are crashes, not fatal.
+_OWN_FILES = re.compile(r"^cannot (?:create|open|write)\b", re.I)
 _DISK_FULL = re.compile(r"No space left|ENOSPC|Errno 28\b", re.I)
 _ROOT_REFUSAL = re.compile(r"cannot be used with root/sudo privileges", re.I)
-
-
-def _short(text: str | None, limit: int = 160) -> str:
-    line = " ".join((text or "").split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _clean_result(record: IterationRecord) -> bool:
@@ -63,9 +62,13 @@ def fatal_reason(record: IterationRecord) -> str | None:
     at spawn time, and the CLI refusing bypassPermissions as root: retrying cannot fix these.
     """
     if record.spawn_error and _DISK_FULL.search(record.spawn_error):
-        return f"disk full: {_short(record.spawn_error)}"
-    if record.spawn_error and _MISSING_BINARY.search(record.spawn_error):
-        return f"cannot run the claude binary: {_short(record.spawn_error)}"
+        return f"disk full: {short(record.spawn_error)}"
+    if (
+        record.spawn_error
+        and not _OWN_FILES.search(record.spawn_error)
+        and _MISSING_BINARY.search(record.spawn_error)
+    ):
+        return f"cannot run the claude binary: {short(record.spawn_error)}"
     stderr = record.last_stderr_line or ""
     if _ROOT_REFUSAL.search(stderr) or _ROOT_REFUSAL.search(record.result_text or ""):
         return (
@@ -124,13 +127,13 @@ def classify(record: IterationRecord, done_when_passed: bool | None = None) -> t
     if done_when_passed is None:
         done_when_passed = record.done_when_passed
     if record.spawn_error:
-        return Outcome.FAILED, f"could not start the worker: {_short(record.spawn_error)}"
+        return Outcome.FAILED, f"could not start the worker: {short(record.spawn_error)}"
     if done_when_passed:
         return Outcome.DONE, "the --done-when command passed"
     if _clean_result(record):
         marker = find_marker(record.result_text)
         if marker is not None and marker.kind == "blocked":
-            return Outcome.BLOCKED, f"the worker is blocked: {_short(marker.reason)}"
+            return Outcome.BLOCKED, f"the worker is blocked: {short(marker.reason)}"
         if marker is not None:
             return Outcome.DONE, "the worker reported UNATTENDED_DONE"
     if record.ended_by == "timeout":
@@ -143,15 +146,15 @@ def classify(record: IterationRecord, done_when_passed: bool | None = None) -> t
         return Outcome.NO_PROGRESS, "ended on a stop request; no change"
     trouble = classify_api_trouble(record)
     if trouble is not None:
-        return Outcome.API_ERROR, f"API {trouble.kind.replace('_', ' ')}: {_short(trouble.detail)}"
+        return Outcome.API_ERROR, f"API {trouble.kind.replace('_', ' ')}: {short(trouble.detail)}"
     if not record.saw_result:
         reason = f"worker {_exit_words(record)} without a result event"
         if record.last_stderr_line:
-            reason += f"; stderr: {_short(record.last_stderr_line)}"
+            reason += f"; stderr: {short(record.last_stderr_line)}"
         return Outcome.FAILED, reason
     if record.is_error or record.result_subtype not in (None, "success"):
         what = record.result_subtype if record.result_subtype not in (None, "success") else "error"
-        detail = f": {_short(record.result_text)}" if record.result_text else ""
+        detail = f": {short(record.result_text)}" if record.result_text else ""
         return Outcome.FAILED, f"worker ended with {what}{detail}"
     if record.exit_code not in (0, None):
         return Outcome.FAILED, f"worker {_exit_words(record)} after its result"
@@ -166,17 +169,25 @@ def classify(record: IterationRecord, done_when_passed: bool | None = None) -> t
 # --- failure fingerprints (gutter rule b) ----------------------------------------------------
 
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
-_HEX = re.compile(r"\b(?:0x)?[0-9a-f]*\d[0-9a-f]*\b", re.I)
 _PATH = re.compile(r"(?:[A-Za-z]:)?[\w.~-]*(?:[/\\][^\s/\\:'\"`,;()\[\]{}<>]+)+[/\\]?")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# A hex id: a token of hex digits holding a digit (a short sha, an address), or eight and more
+# hex letters. Decimal numbers are hex tokens too, so every number-like token becomes "<n>" and
+# "took 999999 ms" and "took 1000000 ms" read the same.
+_HEX = re.compile(r"\b(?:0x)?(?:[0-9a-f]*\d[0-9a-f]*|[a-f]{8,})\b", re.I)
+_GROUPED = re.compile(r"\d+(?:[.,_]\d+)+")  # 1,234 / 3.14 / 1.2.3: one number, not several
+_NUMBER = re.compile(r"\d+")
 _SPACE = re.compile(r"\s+")
 
 
 def normalise_error(text: str) -> str:
-    """An error line with the parts that vary between repeats removed: ids, paths, numbers."""
+    """An error line with the parts that vary between repeats removed: ids, paths, numbers.
+
+    Lower-cased and cut to 200 characters, so two repeats of one failure compare equal.
+    """
     text = _UUID.sub("<id>", text)
     text = _PATH.sub("<path>", text)
-    text = _HEX.sub(lambda m: "<hex>" if len(m.group()) >= 7 else m.group(), text)
+    text = _GROUPED.sub("<n>", text)
+    text = _HEX.sub("<n>", text)
     text = _NUMBER.sub("<n>", text)
     return _SPACE.sub(" ", text).strip().lower()[:200]
 

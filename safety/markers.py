@@ -21,6 +21,7 @@ BLOCKED_MARKER = "UNATTENDED_BLOCKED"
 
 _BLOCKED_LINE = re.compile(r"UNATTENDED_BLOCKED:[ \t]*(?P<reason>.*?)\s*")
 _FENCE = re.compile(r"(`{3,}|~{3,})")
+_NEWLINE = re.compile(r"\r\n|\r|\n")
 # A reason that says there is no blocker is a filled-in template, not a blocker.
 _NO_BLOCKER = frozenset({"none", "n/a", "na", "nothing", "no", "-", "--", "null", "nil", "(none)"})
 # Trailing decoration a question may carry: closing quotes, brackets, emphasis.
@@ -34,18 +35,21 @@ class Marker:
 
 
 def _unfenced_lines(text: str) -> list[str]:
-    """The stripped lines outside fenced code blocks (``` or ~~~)."""
+    """The stripped lines outside fenced code blocks (``` or ~~~, CommonMark-style: closed by a
+    line of at least as many of the same character and nothing else; an unclosed fence runs to
+    the end). Lines are split on newlines only: a Unicode separator inside prose (U+2028, NEL)
+    does not make a marker after it a line of its own."""
     lines: list[str] = []
     fence: str | None = None
-    for raw in text.splitlines():
+    for raw in _NEWLINE.split(text):
         line = raw.strip()
-        opener = _FENCE.match(line)
         if fence is None:
+            opener = _FENCE.match(line)
             if opener:
-                fence = opener.group(1)[0] * 3
+                fence = opener.group(1)
                 continue
             lines.append(line)
-        elif line.startswith(fence):
+        elif line.startswith(fence) and line == fence[0] * len(line):
             fence = None
     return lines
 

@@ -76,11 +76,18 @@ def _branch_check(facts: PreflightFacts, settings: Settings, requested: str | No
                 f"(protected: {', '.join(protected)})",
             )
         return Check("branch", True, f"will work on branch {requested} (created from HEAD if new)")
-    if facts.detached or not facts.branch:
+    if facts.detached:
         return Check(
             "branch",
             False,
             "detached HEAD: check out a branch first (git switch -c NAME), or pass --branch NAME",
+        )
+    if not facts.branch:
+        return Check(
+            "branch",
+            False,
+            "no branch checked out: make a first commit on a working branch "
+            "(git switch -c NAME), or pass --branch NAME",
         )
     if facts.branch in protected:
         return Check(
