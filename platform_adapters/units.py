@@ -108,7 +108,9 @@ def instance_unit_name(project: str, *, environ: Mapping[str, str] | None = None
 # --- what the units run ------------------------------------------------------------------------
 
 
-def daemon_argv(python: str | None = None, *, script: str | None = None) -> list[str]:
+def daemon_argv(
+    python: str | None = None, *, script: str | None = None, prefer_script: bool = True
+) -> list[str]:
     """The absolute command that runs `unattended` from this installation.
 
     The `unattended` console script beside the interpreter (venvs, pipx and uv put it there) is
@@ -121,7 +123,7 @@ def daemon_argv(python: str | None = None, *, script: str | None = None) -> list
     if not interpreter:
         raise UnitError("cannot tell which Python runs unattended (sys.executable is empty)")
     interpreter = os.path.abspath(interpreter)
-    if script is None:
+    if script is None and prefer_script:
         beside = os.path.join(os.path.dirname(interpreter), "unattended")
         if os.path.isfile(beside) and os.access(beside, os.X_OK):
             script = beside
@@ -208,7 +210,10 @@ def render_systemd_unit(
 ) -> str:
     """The `unattended@.service` text for this interpreter and PATH (one unit, any project)."""
     text = template if template is not None else template_path().read_text(encoding="utf-8")
-    exec_start = " ".join(_systemd_quote(word, dollar=True) for word in command or daemon_argv())
+    program, *args = command or daemon_argv()
+    # systemd expands $VARS in the arguments but not in the program path, where `$$` stays.
+    words = [_systemd_quote(program, dollar=False), *(_systemd_quote(a, dollar=True) for a in args)]
+    exec_start = " ".join(words)
     path_value = service_path() if path_env is None else path_env
     values = {
         "@EXEC_START@": exec_start,
@@ -237,24 +242,28 @@ def launchd_plist(
     project: str,
     *,
     command: Sequence[str] | None = None,
+    python: str | None = None,
     path_env: str | None = None,
     log_dir: str,
     exit_timeout_s: int = TIMEOUT_STOP_SEC,
 ) -> dict[str, Any]:
-    """The agent's plist as a dict: absolute argv, PATH, and restart only after a crash."""
+    """The agent's plist as a dict: absolute argv, PATH, and restart only after a crash.
+
+    The daemon runs under `launchd_shim` (see there), which turns the deliberate exit codes
+    2-7 into 0: launchd's `KeepAlive = {SuccessfulExit = false}` then restarts only a crash.
+    """
     label = launchd_label(project)
-    argv = [*(command or daemon_argv()), "start", "--foreground", "--resume", "--project", project]
+    shim = [os.path.abspath(python or sys.executable), "-P", "-m", "platform_adapters.launchd_shim"]
+    daemon = [*(command or daemon_argv(python)), "start", "--foreground", "--resume"]
     return {
         "Label": label,
-        "ProgramArguments": argv,
+        "ProgramArguments": [*shim, "--", *daemon, "--project", project],
         "WorkingDirectory": project,
         "EnvironmentVariables": {
             "PATH": service_path() if path_env is None else path_env,
             "PYTHONUNBUFFERED": "1",
         },
         "RunAtLoad": True,
-        # Restart when it exits non-zero. launchd cannot exempt codes 2-7 (deliberate ends),
-        # so ThrottleInterval bounds how often that can happen.
         "KeepAlive": {"SuccessfulExit": False},
         "ThrottleInterval": THROTTLE_INTERVAL_S,
         "ExitTimeOut": int(exit_timeout_s),
