@@ -23,9 +23,7 @@ def write_toml(project: Path, **settings: Any) -> None:
     for key, value in settings.items():
         if isinstance(value, bool):
             lines.append(f"{key} = {'true' if value else 'false'}")
-        elif isinstance(value, str):
-            lines.append(f"{key} = {json.dumps(value)}")
-        elif isinstance(value, list):
+        elif isinstance(value, (str, list)):
             lines.append(f"{key} = {json.dumps(value)}")
         else:
             lines.append(f"{key} = {value}")
