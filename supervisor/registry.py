@@ -191,7 +191,10 @@ def stop_all(now: bool, wait: bool, timeout: float | None, *, root: Path | None 
     for row in live:
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
-            rc = request_stop(Path(row.project), now, False, None)
+            try:
+                rc = request_stop(Path(row.project), now, False, None)
+            except typer.Exit as exc:  # e.g. an unreadable state.json: go on with the others
+                rc = exc.exit_code
         said = "; ".join(line for line in buffer.getvalue().splitlines() if line.strip())
         typer.echo(f"{row.project} (pid {row.pid}): {said or 'stop requested'}")
         code = max(code, rc)
@@ -207,7 +210,6 @@ def _wait_all(rows: list, timeout: float | None) -> int:
 
     end = None if timeout is None else time.monotonic() + timeout
     pending = list(rows)
-    code = 0
     while pending:
         for row in list(pending):
             if pid_is_alive(row.pid, row.pid_create_time):
@@ -233,4 +235,4 @@ def _wait_all(rows: list, timeout: float | None) -> int:
             return 1
         if pending:
             time.sleep(0.1)
-    return code
+    return 0

@@ -202,3 +202,25 @@ def test_temp_files_are_not_entries(private_state_home: Path, name: str) -> None
     ensure_private_dir(private_state_home / "daemons")
     (private_state_home / "daemons" / name).write_text("{")
     assert registry.scan() == ([], [])
+
+
+def test_stop_all_goes_on_past_an_unreadable_state(
+    tmp_path: Path, sleeper: subprocess.Popen, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One run's state.json is garbage: it is reported (exit 2), the other run still stops."""
+    other = subprocess.Popen(["sleep", "120"])
+    try:
+        good, bad = _project(tmp_path, "good"), _project(tmp_path, "bad")
+        ct = _create_time(sleeper.pid)
+        write_state(RunPaths(good), make_state(good, sleeper.pid, ct))
+        registry.register(good, sleeper.pid, ct, "r1", STARTED)
+        RunPaths(bad).state.write_text("{garbage")
+        registry.register(bad, other.pid, _create_time(other.pid), "r2", "2026-11-23T02:00:00Z")
+        assert registry.stop_all(now=False, wait=False, timeout=None) == 2
+        assert RunPaths(good).stop.exists()
+        out, err = capsys.readouterr()
+        assert f"{good} (pid {sleeper.pid}): stop requested" in out
+        assert "not valid JSON" in err
+    finally:
+        other.kill()
+        other.wait()
