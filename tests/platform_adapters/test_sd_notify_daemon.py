@@ -1,0 +1,207 @@
+"""The real daemon under a service manager's eyes: sd_notify, the sleep inhibitor, notifications.
+
+`start --foreground` is what the systemd unit runs; here the test plays systemd: it binds the
+NOTIFY_SOCKET, sets WATCHDOG_USEC/WATCHDOG_PID (the pid of the daemon itself, via `sh -c 'export
+WATCHDOG_PID=$$; exec ...'`) and stops the daemon with SIGTERM. A fake `systemd-inhibit` on PATH
+stands in for logind, which containers lack.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import read_state, run_cli, wait_for, wait_terminal
+from tests.fakes.claude_fixture import FakeClaude
+from tests.platform_adapters.fake_tools import (
+    fake_systemd_inhibit,
+    recorded,
+    recording_tool,
+    tree,
+    wait_gone,
+    write_tool,
+)
+from tests.platform_adapters.notify_socket import NotifySocket
+
+SLOW = [[{"do": "sleep", "seconds": 1}, "commit", "text"]]  # repeats: one slow iteration each
+FAST = ["--allowed-tools", "Bash", "--grace-seconds", "2"]
+
+
+@pytest.fixture
+def tools(tmp_path: Path) -> tuple[Path, Path]:
+    """(bin dir with fake systemd-inhibit and notify-send, their record dir)."""
+    bin_dir, records = tmp_path / "tools-bin", tmp_path / "tools-records"
+    fake_systemd_inhibit(bin_dir, records)
+    recording_tool(bin_dir, "notify-send", records)
+    return bin_dir, records
+
+
+@pytest.fixture
+def env(hermetic_env: dict[str, str], tools: tuple[Path, Path]) -> dict[str, str]:
+    return {**hermetic_env, "PATH": f"{tools[0]}{os.pathsep}{hermetic_env['PATH']}"}
+
+
+@pytest.fixture
+def notify_sock(tmp_path: Path) -> Iterator[NotifySocket]:
+    with NotifySocket(tmp_path) as sock:
+        yield sock
+
+
+def spawn_foreground(project: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
+    daemon = [sys.executable, "-m", "supervisor", "start", "--foreground", *FAST, *extra]
+    script = f"export WATCHDOG_PID=$$; exec {shlex.join(daemon)}"
+    return subprocess.Popen(
+        ["sh", "-c", script],
+        cwd=project,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def inhibitor_pids(records: Path, daemon_pid: int) -> list[int]:
+    """The fake inhibitor started for `daemon_pid` (its argv names the pid) and its tail."""
+    for path in records.glob("systemd-inhibit.*.argv"):
+        argv = path.read_text().split("\0")
+        if f"--pid={daemon_pid}" in argv:
+            return tree(int(path.name.split(".")[1]))
+    return []
+
+
+def test_foreground_daemon_speaks_sd_notify(
+    project: Path,
+    fake_claude: FakeClaude,
+    env: dict[str, str],
+    tools: tuple[Path, Path],
+    notify_sock: NotifySocket,
+    tmp_path: Path,
+) -> None:
+    fake_claude.script(SLOW)
+    seen = tmp_path / "notify-cmd.env"
+    cmd = f"env | grep ^UNATTENDED_ > {shlex.quote(str(seen))}"
+    full_env = {**env, **notify_sock.env(watchdog_usec=400_000)}
+    proc = spawn_foreground(project, full_env, "--notify-cmd", cmd)
+    try:
+        ready = notify_sock.wait_for("READY=1", timeout=30)
+        assert len(ready) == 1
+        notify_sock.wait_for("WATCHDOG=1", count=3, timeout=30)
+        wait_for(lambda: any("running" in m.get("STATUS", "") for m in notify_sock.messages), 30)
+        # The inhibitor is held while the daemon runs, tied to the daemon's pid.
+        pids = inhibitor_pids(tools[1], proc.pid)
+        assert len(pids) == 2, recorded(tools[1], "systemd-inhibit")
+        assert read_state(project).get("inhibitor"), read_state(project)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 6, (out, err)
+    notify_sock.drain(timeout=0.5)
+    msgs = notify_sock.messages
+    first_ready = next(i for i, m in enumerate(msgs) if m.get("READY") == "1")
+    stopping = [i for i, m in enumerate(msgs) if m.get("STOPPING") == "1"]
+    assert stopping and stopping[0] > first_ready
+    watchdogs = [i for i, m in enumerate(msgs) if m.get("WATCHDOG") == "1"]
+    assert len(watchdogs) >= 3
+    statuses = [m["STATUS"] for m in msgs if "STATUS" in m]
+    assert any("running" in s and "iteration 1" in s for s in statuses), statuses
+    assert all("\n" not in s for s in statuses)
+    # Workers never see the service manager's variables.
+    calls = fake_claude.calls()
+    assert calls
+    for call in calls:
+        assert not call["notify_socket"]
+        assert not {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"} & set(call["env_names"])
+    # The inhibitor went with the daemon; the user heard how the run ended.
+    assert wait_gone(pids, timeout=10) == []
+    state = read_state(project)
+    assert state["status"] == "stopped"
+    assert "UNATTENDED_STATUS=stopped" in seen.read_text()
+    sent = recorded(tools[1], "notify-send")
+    assert sent and sent[-1][2].startswith("unattended: stopped")
+
+
+def test_watchdog_for_another_pid_is_ignored(
+    project: Path, fake_claude: FakeClaude, env: dict[str, str], notify_sock: NotifySocket
+) -> None:
+    """WATCHDOG_PID names someone else (e.g. a wrapper): READY yes, no WATCHDOG=1 from us."""
+    fake_claude.script(SLOW)
+    full_env = {**env, **notify_sock.env(watchdog_usec=400_000, watchdog_pid=1)}
+    daemon = [sys.executable, "-m", "supervisor", "start", "--foreground", *FAST]
+    proc = subprocess.Popen(
+        daemon,
+        cwd=project,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        notify_sock.wait_for("READY=1", timeout=30)
+        end = time.monotonic() + 2.5  # > 10 watchdog intervals of 0.2 s
+        while time.monotonic() < end:
+            notify_sock.drain(timeout=0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 6
+    finally:
+        proc.kill()
+        proc.wait()
+    notify_sock.drain(timeout=0.5)
+    assert not any("WATCHDOG" in m for m in notify_sock.messages)
+    assert any(m.get("STOPPING") == "1" for m in notify_sock.messages)
+
+
+@pytest.mark.parametrize("how", ["stop", "stop --now", "kill -9"])
+def test_inhibitor_gone_after_daemon_ends(
+    how: str,
+    project: Path,
+    fake_claude: FakeClaude,
+    env: dict[str, str],
+    tools: tuple[Path, Path],
+) -> None:
+    fake_claude.script(SLOW)
+    started = run_cli(["start", *FAST], env, cwd=project)
+    assert started.returncode == 0, started.stderr
+    pid = read_state(project)["pid"]
+    assert wait_for(lambda: len(inhibitor_pids(tools[1], pid)) == 2, timeout=10)
+    pids = inhibitor_pids(tools[1], pid)
+    held = f"held: systemd-inhibit (pid {pids[0]})"
+    assert wait_for(lambda: held in run_cli(["status"], env, cwd=project).stdout, timeout=15)
+    if how == "kill -9":
+        os.kill(pid, signal.SIGKILL)
+    else:
+        done = run_cli([*how.split(), "--wait", "--timeout", "60"], env, cwd=project, timeout=90)
+        assert done.returncode == 0, done.stderr
+        assert wait_terminal(project, timeout=60)["status"] == "stopped"
+    assert wait_gone(pids, timeout=15) == [], f"inhibitor outlived the daemon ({how})"
+    status = run_cli(["status"], env, cwd=project)
+    assert "inhibitor  none held" in status.stdout, status.stdout
+
+
+def test_no_inhibitor_is_one_warning_and_the_run_goes_on(
+    project: Path, fake_claude: FakeClaude, hermetic_env: dict[str, str], tmp_path: Path
+) -> None:
+    """What a container without logind does: systemd-inhibit fails at once."""
+    bin_dir = tmp_path / "failing-bin"
+    write_tool(bin_dir, "systemd-inhibit", "echo 'Failed to connect to bus' >&2; exit 1")
+    env = {**hermetic_env, "PATH": f"{bin_dir}{os.pathsep}{hermetic_env['PATH']}"}
+    fake_claude.script([["commit", "done"]])
+    started = run_cli(["start", *FAST], env, cwd=project)
+    assert started.returncode == 0, started.stderr
+    assert wait_terminal(project, timeout=60)["status"] == "done"
+    log = (project / ".unattended" / "run.log").read_text()
+    warnings = [line for line in log.splitlines() if "sleep inhibitor" in line]
+    assert len(warnings) == 1, warnings
+    assert "Failed to connect to bus" in warnings[0] and "warning: warning" not in warnings[0]
+    status = run_cli(["status"], env, cwd=project)
+    assert "inhibitor  none held" in status.stdout
