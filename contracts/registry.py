@@ -34,7 +34,8 @@ class RegistryEntry(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     project: str
     pid: int
-    pid_create_time: float  # psutil create_time: tells the daemon from a reused pid
+    # psutil create_time: tells the daemon from a reused pid (None: unknown, pid alone counts)
+    pid_create_time: float | None
     run_id: str
     started_at: UtcDatetime
 

@@ -45,7 +45,7 @@ def daemons_dir(root: Path | None = None) -> Path:
 def register(
     project: Path,
     pid: int,
-    pid_create_time: float,
+    pid_create_time: float | None,
     run_id: str,
     started_at: str,
     *,
