@@ -84,6 +84,7 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
     log.run_id = state.run_id
     write_state(paths, state)
     write_pid_file(paths.pid, pid, state.pid_create_time)
+    _register(req, state, log)
     _report(ready_fd, f"ready {pid} {state.run_id}")
 
     log.separator(f"run {state.run_id}")
@@ -110,8 +111,23 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
             inhibitor.release()
         return ExitCode.INTERNAL_ERROR
     finally:
+        from supervisor.registry import unregister
+
+        unregister(pid)
         lock.release()
         log.close()
+
+
+def _register(req: LaunchRequest, state: RunState, log: RunLog) -> None:
+    """List this daemon in the per-user registry (`unattended ps`, `stop --all`)."""
+    from contracts.timefmt import utc_iso
+    from supervisor.registry import register
+
+    try:
+        register(req.project, state.pid, state.pid_create_time, state.run_id,
+                 utc_iso(state.started_at))  # fmt: skip
+    except OSError as exc:
+        log.event(f"warning: not listed for `unattended ps`: {exc}", kind="warning")
 
 
 def _platform_bookends(req: LaunchRequest, state: RunState, log: RunLog) -> tuple[object, object]:

@@ -9,8 +9,6 @@ watchdog, and a ``.unattended/`` directory a worker may have deleted.
 from __future__ import annotations
 
 import contextlib
-import errno
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,12 +18,13 @@ from contracts.exit_codes import ExitCode
 from contracts.iteration import IterationRecord
 from contracts.paths import RunPaths
 from contracts.settings import Settings
-from contracts.state import LastIteration, RunState
+from contracts.state import RunState
 from contracts.status import Outcome, RunStatus
-from contracts.telemetry import TelemetryLine
 from safety.verdict import Verdict, VerdictKind
 from supervisor import iteration as it
+from supervisor import records, registry
 from supervisor.fsio import append_line, ensure_private_dir, sys_calls
+from supervisor.loop_effects import TICK_S, DiskFull, LoopEffects
 from supervisor.prompt import (
     PromptError,
     PromptSource,
@@ -35,14 +34,7 @@ from supervisor.prompt import (
 )
 from supervisor.runlog import RunLog
 from supervisor.signals import SignalFlags
-from supervisor.statefile import write_pid_file, write_state
-
-HEARTBEAT_S = 10.0
-TICK_S = 1.0
-
-
-class DiskFull(Exception):
-    pass
+from supervisor.slots import WorkerSlots
 
 
 @dataclass
@@ -71,7 +63,7 @@ def fmt_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-class RelayLoop:
+class RelayLoop(LoopEffects):
     def __init__(self, ctx: RunContext, flags: SignalFlags, sd: Any, inhibitor: Any = None) -> None:
         self.ctx = ctx
         self.flags = flags
@@ -87,6 +79,7 @@ class RelayLoop:
         self._last_write = 0.0
         self._last_watchdog = 0.0
         self._last_prompt: str | None = None
+        self.slots = WorkerSlots(ctx.settings.max_parallel_workers, registry.state_dir(ctx.environ))
 
     # ----- the story -------------------------------------------------------------------
     def run(self) -> ExitCode:
@@ -110,7 +103,12 @@ class RelayLoop:
                 continue
             if verdict.terminal:
                 return verdict
-            record = self._iterate()
+            if not self._await_worker_slot():
+                continue  # a stop arrived while waiting: the gate ends the run
+            try:
+                record = self._iterate()
+            finally:
+                self.slots.release()
             self._account(record)
             verdict = decide(self._facts(done_when=record.done_when_passed), limits)
             self._record(record, verdict)
@@ -308,16 +306,7 @@ class RelayLoop:
 
         ctx, st = self.ctx, self.ctx.state
         outcome = verdict.outcome or Outcome.FAILED
-        error = record.spawn_error or (record.result_text if record.is_error else None)
-        error = error or (record.last_stderr_line if not record.saw_result else None)
-        st.last_iteration = LastIteration(
-            number=record.number,
-            outcome=outcome,
-            exit_code=record.exit_code,
-            duration_s=record.duration_s,
-            error=(error or None) and error.strip().splitlines()[-1][:300],
-            reason=verdict.reason,
-        )
+        st.last_iteration = records.last_iteration(record, outcome, verdict.reason)
         limits = Limits.from_settings(ctx.settings, st.deadline.timestamp())
         st.gutter = gutter_state(self._facts(), limits)
         self._record_quota(record)
@@ -338,56 +327,14 @@ class RelayLoop:
         self._set(status)
 
     def _record_quota(self, record: IterationRecord) -> None:
-        from contracts.state import QuotaWindow
-
-        rl = record.rate_limit
-        if rl is None or not rl.limit_type:
-            return
-        resets = datetime.fromtimestamp(rl.resets_at, UTC) if rl.resets_at else None
-        self.ctx.state.quota[rl.limit_type] = QuotaWindow(
-            status=rl.status,
-            resets_at=resets,
-            utilization=rl.utilization,
-            seen_at=datetime.fromtimestamp(sys_calls.time(), UTC),
-        )
+        window = records.quota_window(record, sys_calls.time())
+        if window is not None:
+            self.ctx.state.quota[window[0]] = window[1]
 
     def _write_telemetry(self, record: IterationRecord, outcome: Outcome, reason: str) -> None:
-        from safety.budget import context_band
-
         window = self._context_window(record)
-        s = self.ctx.settings
-        pct = round(100.0 * record.context_peak_tokens / window, 1) if window else None
-        line = TelemetryLine(
-            time=record.ended_at,
-            run_id=self.ctx.state.run_id,
-            iteration=record.number,
-            model=record.model,
-            duration_s=record.duration_s,
-            exit_code=record.exit_code,
-            outcome=outcome,
-            reason=reason,
-            input_tokens=record.input_tokens,
-            output_tokens=record.output_tokens,
-            cache_creation_tokens=record.cache_creation_tokens,
-            cache_read_tokens=record.cache_read_tokens,
-            total_cost_usd=record.cost_usd,
-            usage_source=record.usage_source if record.saw_result else "transcript",
-            num_turns=record.num_turns,
-            tool_calls=record.tool_calls,
-            context_peak_tokens=record.context_peak_tokens,
-            context_window=window,
-            context_pct=pct,
-            context_band=context_band(
-                record.context_peak_tokens, window, s.context_warn_pct, s.context_stop_pct
-            ),
-            head_before=record.git_before.head,
-            head_after=record.git_after.head,
-            commits=record.commits,
-            files_changed=record.files_changed,
-            handed_off=record.handed_off,
-            resumed_session=record.resumed_session,
-            session_policy=s.session_policy,
-            permission_denials=record.permission_denials,
+        line = records.telemetry_line(
+            record, outcome, reason, self.ctx.state.run_id, self.ctx.settings, window
         ).model_dump_json()
         self.ctx.telemetry.append(line)
         self._guard_disk(lambda: append_line(self.ctx.paths.telemetry, line))
@@ -398,123 +345,6 @@ class RelayLoop:
         self.ctx.state.model = new
         self.escalated_at = number
         self._log(f"escalating the worker model from {old} to {new}: {reason}", kind="escalate")
-
-    # ----- waiting and ticking ---------------------------------------------------------
-    def _wait(self, verdict: Verdict) -> None:
-        until = verdict.wait_until or sys_calls.time()
-        resume_at = datetime.fromtimestamp(until, UTC)
-        self._set(RunStatus.WAITING, resume_at=resume_at)
-        self._log(f"waiting until {resume_at:%Y-%m-%dT%H:%M:%SZ}: {verdict.reason}", kind="wait")
-        if "usage limit" in verdict.reason:
-            self._notify("waiting", verdict.reason)
-        deadline = self.ctx.state.deadline.timestamp()
-        while sys_calls.time() < until and not (self.stop_requested or self.flags.stop_now):
-            if sys_calls.time() >= deadline:
-                break
-            self._sleep(min(TICK_S, max(0.05, until - sys_calls.time())))
-            self._tick()
-        self._set(RunStatus.WAITING, resume_at=None)
-
-    def _sleep(self, seconds: float) -> None:
-        import time
-
-        time.sleep(seconds)
-
-    def _tick(self) -> None:
-        now = sys_calls.time()
-        if self.worker is not None:
-            if self.flags.escalate:
-                self.worker.escalate()
-            elif self.flags.stop_now and not getattr(self.worker, "stopping", False):
-                self._log(
-                    f"received {self.flags.first_signal}: ending the worker now", kind="signal"
-                )
-                self.worker.stop("stop")
-        if not self.stop_requested and self.ctx.paths.stop.exists():
-            self.stop_requested = True
-            self._log(
-                "stop requested (sentinel file): ending after the current iteration",
-                kind="stop_request",
-            )
-        if not self.ctx.paths.root.is_dir() or not self.ctx.paths.state.exists():
-            self._restore_state_dir()
-        if now - self._last_write >= HEARTBEAT_S:
-            self._write()
-        self._watchdog(now)
-
-    def _watchdog(self, now: float) -> None:
-        interval = getattr(self.sd, "watchdog_interval_s", None)
-        if interval and now - self._last_watchdog >= interval:
-            self.sd.watchdog()
-            self._last_watchdog = now
-
-    def _restore_state_dir(self) -> None:
-        """A worker deleted .unattended/ (git clean -fdx): put back what we hold in memory."""
-        paths = self.ctx.paths
-        ensure_private_dir(paths.iterations)
-        self._write()
-        write_pid_file(paths.pid, os.getpid(), self.ctx.state.pid_create_time)
-        for line in self.ctx.telemetry:
-            append_line(paths.telemetry, line)
-        self._log(
-            ".unattended/ was deleted (by the worker?): recreated state.json, the pid file "
-            "and this run's telemetry from memory",
-            kind="restored",
-        )
-
-    # ----- state and log ---------------------------------------------------------------
-    def _set(self, status: RunStatus, **fields: Any) -> None:
-        st = self.ctx.state
-        for key, value in fields.items():
-            if key in ("worker_started_at",) and isinstance(value, float):
-                value = datetime.fromtimestamp(value, UTC)
-            setattr(st, key, value)
-        changed = st.status != status
-        st.status = status
-        self._write()
-        if changed and hasattr(self.sd, "status"):
-            self.sd.status(f"{status.value}: iteration {st.iteration} of {st.max_iterations}")
-
-    def _write(self) -> None:
-        st = self.ctx.state
-        st.updated_at = datetime.fromtimestamp(sys_calls.time(), UTC)
-        self._guard_disk(lambda: write_state(self.ctx.paths, st))
-        self._last_write = sys_calls.time()
-
-    def _guard_disk(self, action: Any) -> None:
-        try:
-            action()
-        except FileNotFoundError:
-            ensure_private_dir(self.ctx.paths.iterations)
-            action()
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise DiskFull(exc.strerror or "no space left on device") from None
-            raise
-
-    def _log(
-        self, message: str, iteration: int | None = None, kind: str = "info", **fields: Any
-    ) -> None:
-        self.ctx.log.event(message, iteration=iteration, kind=kind, **fields)
-
-    def _warn(self, message: str) -> None:
-        self._log(f"warning: {message}", kind="warning")
-
-    def _notify(self, status: str, reason: str) -> None:
-        try:
-            from platform_adapters.notify import NotifyEvent, notify
-
-            st = self.ctx.state
-            event = NotifyEvent(
-                status=status,
-                reason=reason,
-                project=str(self.ctx.project),
-                iteration=st.iteration,
-                cost_usd=st.cost_usd,
-            )
-            notify(event, self.ctx.settings.notify_cmd, self._warn)
-        except Exception as exc:  # a notifier never ends the run
-            self._warn(f"notification failed: {exc}")
 
     # ----- the end ---------------------------------------------------------------------
     def _finish(self, verdict: Verdict) -> ExitCode:
@@ -532,6 +362,7 @@ class RelayLoop:
             self._write()
         paths.pid.unlink(missing_ok=True)
         paths.stop.unlink(missing_ok=True)
+        self._prune(status)
         if self.inhibitor is not None:
             self.inhibitor.release()
         self._log(

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 READ_CHUNK = 1 << 20
 MAX_CHUNKS_PER_PUMP = 64  # bounded work per pump so the loop's ticks keep their pace
-TREE_SCAN_S = 1.0  # how often descendants are snapshotted (so escaped ones can be killed)
+TREE_SCAN_S = 5.0  # descendants snapshot period (orphans are also caught as a subreaper)
 CPU_SAMPLE_S = 5.0  # how often the tree's CPU time is sampled for the stall watchdog
 STDERR_TAIL_BYTES = 8192
 
@@ -206,6 +206,7 @@ class Worker:
         """Silent for stall_s and the tree used no CPU in that time (a quiet build is busy)."""
         if now - self._last_cpu_sample >= CPU_SAMPLE_S:
             self._last_cpu_sample = now
+            self._scan_tree(now)  # a tool child started since the last scan counts too
             total = self._tree_cpu()
             if total != self._cpu_total:
                 self._cpu_total = total
