@@ -27,3 +27,15 @@ UtcDatetime = Annotated[
     AfterValidator(_as_utc),
     PlainSerializer(utc_iso, return_type=str, when_used="json"),
 ]
+
+
+def fmt_duration(seconds: float) -> str:
+    """People's durations, as run.log and every view print them: 45s, 4m12s, 3h05m."""
+    seconds = int(round(max(0.0, seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, sec = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

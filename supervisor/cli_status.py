@@ -5,14 +5,23 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import typer
-
 from contracts.paths import RunPaths
 from contracts.status import NONE
+from contracts.timefmt import fmt_duration
+
+
+class StatusError(Exception):
+    """state.json cannot be read: the message names the file; the command exits 2."""
+
+
+def echo(text: str, err: bool = False) -> None:
+    """print() to stdout or stderr: this module avoids typer so `status` starts fast."""
+    print(text, file=sys.stderr if err else sys.stdout, flush=True)
 
 
 def _load(project: Path):  # -> RunState | None
@@ -22,25 +31,26 @@ def _load(project: Path):  # -> RunState | None
     try:
         return read_state(RunPaths(project))
     except StateFileError as exc:
-        typer.echo(f"unattended: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise StatusError(str(exc)) from None
 
 
 def _ago(seconds: float) -> str:
-    from supervisor.loop import fmt_duration
-
     return fmt_duration(max(0.0, seconds))
 
 
 def show_status(project: Path, json_out: bool) -> int:
     from supervisor.statefile import effective_status
 
-    state = _load(project)
+    try:
+        state = _load(project)
+    except StatusError as exc:
+        echo(f"unattended: {exc}", err=True)
+        return 2
     if state is None:
         if json_out:
-            typer.echo(json.dumps({"status": NONE, "alive": False, "project": str(project)}))
+            echo(json.dumps({"status": NONE, "alive": False, "project": str(project)}))
         else:
-            typer.echo(f"no run yet in {project} (start one with `unattended start`)")
+            echo(f"no run yet in {project} (start one with `unattended start`)")
         return 0
     shown, alive = effective_status(state)
     meter = _context_meter(project)
@@ -48,7 +58,7 @@ def show_status(project: Path, json_out: bool) -> int:
         data = state.model_dump(mode="json")
         data.update(status=shown, alive=alive, recorded_status=state.status.value)
         data["context_meter"] = meter
-        typer.echo(json.dumps(data, indent=2))
+        echo(json.dumps(data, indent=2))
         return 0
     now = datetime.now(UTC)
     lines = [f"project    {state.project}"]
@@ -94,7 +104,7 @@ def show_status(project: Path, json_out: bool) -> int:
     if state.stop_reason:
         lines.append(f"ended      {state.stop_reason} (exit {state.exit_code})")
     lines.append(f"log        {RunPaths(project).run_log}")
-    typer.echo("\n".join(lines))
+    echo("\n".join(lines))
     return 0
 
 
@@ -115,44 +125,49 @@ def request_stop(project: Path, now: bool, wait: bool, timeout: float | None) ->
     from supervisor.statefile import pid_is_alive
 
     paths = RunPaths(project)
-    state = _load(project)
+    try:
+        state = _load(project)
+    except StatusError as exc:
+        echo(f"unattended: {exc}", err=True)
+        return 2
     if state is None or state.status.terminal or not pid_is_alive(state.pid, state.pid_create_time):
-        typer.echo("no active run")
+        echo("no active run")
         return 0
     if now:
         try:
             os.kill(state.pid, signal.SIGTERM)
         except ProcessLookupError:
-            typer.echo("no active run")
+            echo("no active run")
             return 0
-        typer.echo(f"stopping now: sent SIGTERM to daemon pid {state.pid}")
+        echo(f"stopping now: sent SIGTERM to daemon pid {state.pid}")
     else:
         paths.stop.touch()
-        typer.echo("stop requested: the run ends after the current iteration")
+        echo("stop requested: the run ends after the current iteration")
     if not wait:
         return 0
     end = None if timeout is None else time.monotonic() + timeout
     while pid_is_alive(state.pid, state.pid_create_time):
         if end is not None and time.monotonic() >= end:
-            typer.echo(
-                f"the daemon (pid {state.pid}) is still running after {timeout:g}s", err=True
-            )
+            echo(f"the daemon (pid {state.pid}) is still running after {timeout:g}s", err=True)
             return 1
         time.sleep(0.1)
-    final = _load(project)
+    try:
+        final = _load(project)
+    except StatusError:
+        final = None
     if final is not None:
-        typer.echo(f"final status: {final.status.value}: {final.stop_reason or ''}".rstrip(": "))
+        echo(f"final status: {final.status.value}: {final.stop_reason or ''}".rstrip(": "))
     return 0
 
 
 def show_logs(project: Path, follow: bool, lines: int) -> int:
     path = RunPaths(project).run_log
     if not path.exists() and not follow:
-        typer.echo(f"no run.log yet in {path.parent}")
+        echo(f"no run.log yet in {path.parent}")
         return 0
     if path.exists():
         for line in _tail(path, lines):
-            typer.echo(line)
+            echo(line)
     if follow:
         try:
             _follow(path)
@@ -208,4 +223,4 @@ def follow_file(path: Path, keep_going=lambda: True, from_end: bool = True):  # 
 
 def _follow(path: Path) -> None:
     for line in follow_file(path):
-        typer.echo(line)
+        echo(line)

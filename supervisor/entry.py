@@ -6,18 +6,57 @@ before the CLI framework (typer, pydantic: 60-200 ms of imports) is loaded.
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    try:
+        return _dispatch(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:  # `unattended status | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
+
+
+def _dispatch(args: list[str]) -> int:
     if args[:2] == ["hook", "context-meter"]:
         from supervisor.hook_fast import run_hook
 
         return run_hook(args[2:])
+    # pydantic looks for plugins through importlib.metadata at import (~20 ms); we use none.
+    # Set before any import of pydantic; worker_env() keeps it out of the workers' environment.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    if args[:1] == ["status"]:
+        fast = _status_fast_path(args[1:])
+        if fast is not None:
+            return fast
     from supervisor.cli import run_cli
 
     return run_cli(args)
+
+
+def _status_fast_path(args: list[str]) -> int | None:
+    """`status [--project DIR] [--json]` without the CLI framework (typer alone costs ~50 ms of
+    imports); anything else (help, typos) returns None and goes through typer as usual."""
+    from pathlib import Path
+
+    project, json_out, rest = None, False, list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--json" and not json_out:
+            json_out = True
+        elif arg == "--project" and rest and project is None:
+            project = rest.pop(0)
+        elif arg.startswith("--project=") and project is None:
+            project = arg.removeprefix("--project=")
+        else:
+            return None
+    path = Path(project or ".").expanduser()
+    if not path.is_dir():
+        return None  # typer's path gives the usual one-line error
+    from supervisor.cli_status import show_status
+
+    return show_status(path.resolve(), json_out)
 
 
 if __name__ == "__main__":

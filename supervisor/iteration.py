@@ -15,7 +15,7 @@ from contracts.iteration import GitPoint, IterationRecord, RateLimitSeen
 from contracts.settings import Settings
 
 # Variables a worker must not inherit: systemd would take its messages for the daemon's.
-STRIPPED_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+STRIPPED_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "PYDANTIC_DISABLE_PLUGINS")
 DONE_WHEN_TIMEOUT_S = 600.0
 
 

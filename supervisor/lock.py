@@ -30,7 +30,8 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise AlreadyRunning(holder_pid(self.path)) from None
+            raise AlreadyRunning(wait_for_holder(self.path)) from None
+        os.ftruncate(fd, 0)  # a previous owner's pid must never be reported as ours
         self.fd = fd
 
     def record_owner(self, pid: int) -> None:
@@ -55,6 +56,17 @@ class RunLock:
             return True
         finally:
             os.close(fd)
+
+
+def wait_for_holder(path: Path, timeout: float = 2.0) -> int | None:
+    """The holder writes its pid a moment after taking the lock (once the daemon has forked):
+    give it that moment, so a second `start` can name the running pid."""
+    import time
+
+    end = time.monotonic() + timeout
+    while (pid := holder_pid(path)) is None and time.monotonic() < end:
+        time.sleep(0.02)
+    return pid
 
 
 def holder_pid(path: Path) -> int | None:

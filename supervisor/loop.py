@@ -20,6 +20,7 @@ from contracts.paths import RunPaths
 from contracts.settings import Settings
 from contracts.state import RunState
 from contracts.status import Outcome, RunStatus
+from contracts.timefmt import fmt_duration
 from safety.verdict import Verdict, VerdictKind
 from supervisor import iteration as it
 from supervisor import records, registry
@@ -50,17 +51,6 @@ class RunContext:
     resumed: bool = False
     history: list[IterationRecord] = field(default_factory=list)
     telemetry: list[str] = field(default_factory=list)
-
-
-def fmt_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, sec = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 class RelayLoop(LoopEffects):
