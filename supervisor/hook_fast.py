@@ -3,7 +3,9 @@
 Claude Code runs this after every tool call of every worker (a PostToolUse hook given through
 ``--settings``), so it is dispatched from ``supervisor.entry`` before the CLI framework loads and
 imports only ``json``, ``os``, ``sys``, ``time`` and ``fcntl``: typer, pydantic and ``anthropic``
-cost 60-1,100 ms to import. It reads only the tail of the transcript.
+cost 60-1,100 ms to import. It reads only the tail of the transcript. It can also run as a
+script (``python -I -S .../hook_fast.py``), skipping ``site`` and never putting the worker's
+directory on ``sys.path``: see ``supervisor.worker_settings.hook_command``.
 
 The reading is the latest main-chain assistant message's usage (input + cache creation + cache
 read tokens): what the last request sent. Sidechain (subagent) lines have their own context and
@@ -180,8 +182,11 @@ def _window(environ: dict[str, str], model: str | None) -> int:
             return window
     except (KeyError, ValueError):
         pass
-    from contracts.models_table import table_window  # stdlib-only; only when the env lacks it
-
+    try:  # stdlib-only; imported only when the daemon did not give the window
+        from contracts.models_table import table_window
+    except ImportError:  # run as a script with -I -S: the packages sit next to this one
+        sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        from contracts.models_table import table_window
     return table_window(model)
 
 
@@ -400,3 +405,7 @@ def _safe_record(state_dir: str | None, reading: dict[str, Any] | None, error: s
         record(state_dir, reading, error)
     except Exception:  # recording is best effort; the worker comes first
         pass
+
+
+if __name__ == "__main__":  # `python -I -S .../supervisor/hook_fast.py`: see worker_settings
+    raise SystemExit(run_hook(sys.argv[1:]))

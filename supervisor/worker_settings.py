@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,21 @@ if TYPE_CHECKING:
 
 # Seconds the CLI waits for one hook run; the meter answers in milliseconds and fails open.
 HOOK_TIMEOUT_S = 10
+
+
+def hook_command(settings: Settings | None = None) -> list[str]:
+    """The command the worker's CLI runs after each tool call.
+
+    ``python -I`` keeps the worker's directory (its cwd) off ``sys.path``: with ``python -m
+    supervisor`` a project holding ``json.py`` or its own ``supervisor/`` package would shadow
+    ours. ``-S`` skips ``site`` (an editable install's finder alone costs ~15 ms) and is used
+    unless the ``api`` context source needs the ``anthropic`` package from site-packages.
+    """
+    import supervisor.hook_fast as fast
+
+    source = settings.context_source if settings is not None else "transcript"
+    flags = ["-I"] if source == "api" else ["-I", "-S"]
+    return [sys.executable, *flags, str(Path(fast.__file__).resolve()), "--context-source", source]
 
 
 def settings_document(hook_command: list[str]) -> dict:

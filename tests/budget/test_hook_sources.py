@@ -172,3 +172,50 @@ def test_fake_worker_runs_the_hook_through_the_settings_file(
     assert (m["readings"], m["failures"]) == (3, 0)
     assert m["last_reading"]["band"] == "stop"
     assert m["last_reading"]["session_id"] == runs[0]["stdin"]["session_id"]
+
+
+def test_hook_command_ignores_the_workers_directory(tmp_path: Path, hermetic_env: dict) -> None:
+    """A project with its own json.py and supervisor/ must not shadow the hook's modules."""
+    from supervisor.worker_settings import hook_command
+
+    project = tmp_path / "proj"
+    (project / "supervisor").mkdir(parents=True)
+    (project / "json.py").write_text("raise SystemExit('shadowed json imported')\n")
+    (project / "supervisor" / "__init__.py").write_text("raise SystemExit('shadowed pkg')\n")
+    state_dir = tmp_path / ".unattended"
+    env = _env(hermetic_env, state_dir)
+    del env["PYTHONPATH"]
+    command = hook_command(Settings())
+    assert command[1:3] == ["-I", "-S"]
+    proc = subprocess.run(
+        command, input=hook_input(_transcript(tmp_path)), env=env, cwd=project,
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert (proc.returncode, proc.stdout.decode(), proc.stderr) == (0, WARN_150K, b"")
+    # Without the daemon's window the table is imported from next to the hook (no site).
+    del env["UNATTENDED_CONTEXT_WINDOW"]
+    t = Transcript(tmp_path / "big.jsonl").user()
+    t.assistant("m1", input_tokens=150_000, model="claude-opus-4-8[1m]")
+    proc = subprocess.run(
+        command, input=hook_input(t.write()), env=env, cwd=project, capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    assert (proc.returncode, proc.stdout) == (0, b"")
+    assert meter(state_dir)["last_reading"]["window"] == 1_000_000
+    assert meter(state_dir)["failures"] == 0
+
+
+def test_hook_command_for_the_api_source(tmp_path: Path, hermetic_env: dict) -> None:
+    from supervisor.worker_settings import hook_command
+
+    command = hook_command(Settings(context_source="api"))
+    assert "-S" not in command and command[-2:] == ["--context-source", "api"]
+    state_dir = tmp_path / ".unattended"
+    with FakeAnthropic(count_tokens=180_000) as api:
+        env = _env(hermetic_env, state_dir, ANTHROPIC_BASE_URL=api.base_url)
+        proc = subprocess.run(
+            command, input=hook_input(_transcript(tmp_path)), env=env, capture_output=True,
+            timeout=60, cwd=tmp_path,
+        )  # fmt: skip
+    assert proc.returncode == 0
+    assert proc.stdout.decode() == stop_json(state_dir, "90.0", "180,000", "200,000")

@@ -1,0 +1,235 @@
+"""Context-meter and estimator figures for issue 6, printed (never asserted).
+
+Run `python benchmarks/bench_hook.py [--runs 200] [--mb 5]`.
+
+- hook latency: wall time of real hook processes, in the three forms (`python -m supervisor
+  hook context-meter`, the `unattended` script, and `worker_settings.hook_command()`'s
+  `python -I -S .../hook_fast.py`), fed a PostToolUse payload for a realistic transcript of
+  about --mb MB (text, multi-block tool_use messages written once per block, tool results of
+  1-30 KB, a subagent sidechain, one compaction), P50/P99/max over --runs invocations; the same
+  through the `unattended` console script when installed; `python -c pass` as the floor;
+- in-process tail read (`latest_context`) on that transcript, and on one whose newest
+  assistant line sits behind a 2 MB tool result (the tail has to grow);
+- `safety.runway.estimate_next` time with 200 iterations of history and 1,000 earlier ones.
+
+Everything runs in a temp dir; nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _line(kind: str, n: int, **extra: object) -> str:
+    base = {
+        "parentUuid": f"u{n - 1}",
+        "isSidechain": False,
+        "userType": "external",
+        "cwd": "/work/project",
+        "sessionId": "bench-session",
+        "version": "2.1.197",
+        "gitBranch": "work",
+        "entrypoint": "sdk-cli",
+        "type": kind,
+        "uuid": f"u{n}",
+        "timestamp": "2026-11-23T03:12:09.000Z",
+    }
+    base.update(extra)
+    return json.dumps(base, separators=(",", ":"))
+
+
+def _assistant(n: int, msg: int, context: int, block: dict, sidechain: bool = False) -> str:
+    usage = {
+        "input_tokens": 12,
+        "cache_creation_input_tokens": context // 10,
+        "cache_read_input_tokens": context - context // 10 - 12,
+        "output_tokens": 350,
+        "service_tier": "standard",
+    }
+    message = {
+        "id": f"msg_{msg:08d}",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-opus-4-8",
+        "content": [block],
+        "stop_reason": "tool_use",
+        "usage": usage,
+    }
+    return _line("assistant", n, message=message, requestId=f"req_{msg}", isSidechain=sidechain)
+
+
+def make_transcript(path: Path, mb: float, tail_result_kb: int = 0) -> int:
+    """Write a transcript of about ``mb`` MB; returns the final context tokens."""
+    rng = random.Random(6)
+    target = int(mb * 1024 * 1024)
+    lines = [_line("user", 0, message={"role": "user", "content": "Fix the failing tests."})]
+    size, n, msg, context = 0, 1, 0, 20_000
+    compacted = False
+    while size < target:
+        before = len(lines)
+        msg += 1
+        context += rng.randint(500, 4_000)
+        if not compacted and size > target // 2:
+            meta = {"trigger": "auto", "preTokens": context}
+            lines.append(_line("system", n, subtype="compact_boundary",
+                               content="Conversation compacted", compactMetadata=meta))  # fmt: skip
+            context, compacted = 30_000, True
+            n += 1
+        text = {"type": "text", "text": "Let me look at that. " * rng.randint(1, 20)}
+        tool = {"type": "tool_use", "id": f"toolu_{msg}", "name": "Bash",
+                "input": {"command": "pytest -q tests/", "description": "Run tests"}}  # fmt: skip
+        for block in (text, tool):
+            lines.append(_assistant(n, msg, context, block))
+            n += 1
+        if msg % 25 == 0:  # a subagent's sidechain
+            lines.append(_assistant(n, 10_000_000 + msg, 9_000, text, sidechain=True))
+            n += 1
+        result = "x" * rng.randint(1_000, 30_000)
+        lines.append(_line("user", n, message={"role": "user", "content": [
+            {"tool_use_id": f"toolu_{msg}", "type": "tool_result", "content": result}]},
+            toolUseResult={"stdout": result, "stderr": "", "interrupted": False}))  # fmt: skip
+        n += 1
+        size += sum(len(line) + 1 for line in lines[before:])
+    if tail_result_kb:
+        big = "y" * (tail_result_kb * 1024)
+        lines.append(_line("user", n, message={"role": "user", "content": [
+            {"tool_use_id": "toolu_big", "type": "tool_result", "content": big}]}))  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+    return context
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def time_processes(argv: list[str], payload: bytes, env: dict[str, str], runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(argv, input=payload, env=env, capture_output=True, check=False)
+        times.append((time.perf_counter() - start) * 1000)
+        if proc.returncode != 0:
+            raise SystemExit(f"hook failed: {proc.stderr.decode()}")
+    return times
+
+
+def show(name: str, times: list[float]) -> None:
+    print(
+        f"{name:<44} P50 {statistics.median(times):6.1f} ms   P99 {percentile(times, 99):6.1f} ms"
+        f"   max {max(times):6.1f} ms   (n={len(times)})"
+    )
+
+
+def bench_hook(base: Path, runs: int, mb: float) -> None:
+    from contracts.settings import Settings
+    from supervisor.hook_fast import latest_context
+    from supervisor.worker_settings import hook_command
+
+    transcript = base / "transcript.jsonl"
+    context = make_transcript(transcript, mb)
+    state = base / ".unattended"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "UNATTENDED_STATE_DIR": str(state),
+        "UNATTENDED_CONTEXT_WINDOW": "200000",
+        "UNATTENDED_CONTEXT_WARN_PCT": "70",
+        "UNATTENDED_CONTEXT_STOP_PCT": "85",
+    }
+    payload = json.dumps({
+        "session_id": "bench-session", "transcript_path": str(transcript), "cwd": str(base),
+        "hook_event_name": "PostToolUse", "tool_name": "Bash",
+        "tool_input": {"command": "pytest -q"}, "tool_use_id": "toolu_x",
+        "tool_response": {"stdout": "z" * 20_000, "stderr": "", "interrupted": False},
+    }).encode()  # fmt: skip
+    size_mb = transcript.stat().st_size / 1024 / 1024
+    print(f"transcript: {size_mb:.1f} MB, final context {context:,} tokens, {os.cpu_count()} CPUs")
+    floor = time_processes([sys.executable, "-c", "pass"], b"", env, max(20, runs // 4))
+    show("python -c pass (interpreter floor)", floor)
+    hook = time_processes([sys.executable, "-m", "supervisor", "hook", "context-meter"],
+                          payload, env, runs)  # fmt: skip
+    show("python -m supervisor hook context-meter", hook)
+    script = shutil.which("unattended", path=str(Path(sys.executable).parent))
+    if script:
+        show("unattended hook context-meter", time_processes(
+            [script, "hook", "context-meter"], payload, env, runs))  # fmt: skip
+    fast = time_processes(hook_command(Settings()), payload, env, runs)
+    show("python -I -S .../hook_fast.py (hook_command)", fast)
+    meter = json.loads((state / "context-meter.json").read_text())
+    last = meter["last_reading"]
+    print(f"meter: {meter['readings']} readings, {meter['failures']} failures, "
+          f"last {last['tokens']:,} tokens ({last['band']})")  # fmt: skip
+
+    inproc = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        latest_context(str(transcript))
+        inproc.append((time.perf_counter() - start) * 1000)
+    show("latest_context() in process", inproc)
+    grown = base / "grown.jsonl"
+    make_transcript(grown, mb, tail_result_kb=2048)
+    inproc = []
+    for _ in range(max(20, runs // 4)):
+        start = time.perf_counter()
+        latest_context(str(grown))
+        inproc.append((time.perf_counter() - start) * 1000)
+    show("latest_context() behind a 2 MB tool result", inproc)
+
+
+def bench_estimator() -> None:
+    from contracts.iteration import IterationRecord
+    from safety.runway import estimate_next
+
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+
+    def record(i: int) -> IterationRecord:
+        return IterationRecord(
+            number=i, started_at=now, ended_at=now, duration_s=rng.uniform(30, 900),
+            input_tokens=rng.randint(1_000, 90_000), output_tokens=rng.randint(100, 9_000),
+            cost_usd=rng.uniform(0.01, 2.0),
+        )  # fmt: skip
+
+    history = [record(i) for i in range(1, 201)]
+    earlier = [record(i) for i in range(1, 1001)]
+    for label, args in (
+        ("estimate_next, 200 iterations of this run", (history, earlier)),
+        ("estimate_next, earlier runs only (1,000)", ([], earlier)),
+        ("estimate_next, no history", ([], [])),
+    ):
+        n = 2_000
+        start = time.perf_counter()
+        for _ in range(n):
+            estimate_next(*args)
+        per_call_us = (time.perf_counter() - start) / n * 1e6
+        print(f"{label:<44} {per_call_us:8.1f} µs per call (target < 10 ms)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--mb", type=float, default=5.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-hook-") as tmp:
+        bench_hook(Path(tmp), args.runs, args.mb)
+    bench_estimator()
+
+
+if __name__ == "__main__":
+    main()
