@@ -36,8 +36,20 @@ def watch(
         typer.echo(snapshot_text(root, width=terminal_width()))
         return
     interval = min(max(interval, 0.1), 1.0)
+    _quit_on_signals()
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C quits like q
         _live(root, interval)
+
+
+def _quit_on_signals() -> None:
+    """SIGTERM and SIGHUP quit like Ctrl-C, so the terminal mode is restored on the way out."""
+    import signal
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
 
 
 @contextlib.contextmanager

@@ -252,3 +252,17 @@ def test_watch_in_tmux_ctrl_c_quits(recorded: Recorded, tmux: Tmux, tmp_path: Pa
     assert (out / "rc").read_text().strip() == "0"
     assert (out / "after").read_text() == (out / "before").read_text()
     assert "Traceback" not in tmux.screen()
+
+
+def test_watch_in_tmux_sigterm_restores_the_terminal(
+    recorded: Recorded, tmux: Tmux, tmp_path: Path
+):
+    make_running(recorded)
+    out = start_watch(tmux, recorded.project, tmp_path)
+    tmux.wait_screen("iteration 7 of 200")
+    shell = psutil.Process(int(tmux("display-message", "-p", "-t", "w", "#{pane_pid}")))
+    (watcher,) = [p for p in shell.children() if "supervisor" in " ".join(p.cmdline())]
+    watcher.terminate()
+    assert wait_for(lambda: (out / "rc").exists(), 10), tmux.screen()
+    assert (out / "rc").read_text().strip() == "0"
+    assert (out / "after").read_text() == (out / "before").read_text()
