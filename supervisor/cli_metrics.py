@@ -22,7 +22,7 @@ def metrics(
     project: ProjectOpt = None,
     by: Annotated[
         str | None,
-        typer.Option("--by", help="Group by model, outcome, day, run or session [default: run]."),
+        typer.Option("--by", help="Group by model, outcome, day, run or session (default: run)."),
     ] = None,
     halts: Annotated[bool, typer.Option("--halts", help="Why each run ended.")] = False,
     context: Annotated[

@@ -16,7 +16,7 @@ def report(
         Path | None,
         typer.Option(
             "--out",
-            help="Directory for report.md and charts [default: .unattended/reports/<run_id>].",
+            help="Directory for report.md and charts (default: .unattended/reports/RUN_ID).",
         ),
     ] = None,
     run: Annotated[

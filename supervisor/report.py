@@ -310,6 +310,7 @@ def render_markdown(data: ReportData) -> str:
         out.pop()
     else:
         out.append("None written.")
+    out += _steps(data)
     out += ["", "## Cost", "", *_caps(data)]
     if len(data.by_model) > 1:
         out += [
@@ -341,6 +342,19 @@ def render_markdown(data: ReportData) -> str:
         if data.chart_note:
             out.append(data.chart_note)
     return "\n".join(out) + "\n"
+
+
+def _steps(data: ReportData) -> list[str]:
+    """The steps workers reported with `unattended step` (a section only when there are any)."""
+    rows = []
+    for t in data.run.telemetry:
+        for step in getattr(t, "steps", None) or []:
+            status = getattr(step, "status", "OK")
+            desc = getattr(step, "desc", "")
+            rows.append(
+                f"- iteration {t.iteration}, step {getattr(step, 'step', '?')}: {desc} ({status})"
+            )
+    return ["", "## Steps reported", "", *rows] if rows else []
 
 
 def summary_text(data: ReportData, max_lines: int = 8) -> str:

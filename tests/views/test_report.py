@@ -3,6 +3,7 @@ and the path without matplotlib (a note, exit 0)."""
 
 from __future__ import annotations
 
+import json
 import struct
 import subprocess
 import sys
@@ -216,3 +217,42 @@ def test_report_errors(tmp_path: Path, hermetic_env: dict[str, str], recorded: R
     assert done.returncode == 1
     assert done.stderr.startswith("unattended: no run 'nope' in ")
     assert "Traceback" not in done.stderr
+
+
+def test_steps_section(recorded: Recorded, hermetic_env: dict[str, str], tmp_path: Path):
+    from contracts.telemetry import TelemetryLine
+
+    if "steps" not in TelemetryLine.model_fields:
+        pytest.skip("telemetry has no steps field yet")
+    tele = recorded.current.root / "telemetry.jsonl"
+    lines = tele.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["steps"] = [
+        {"step": 1, "desc": "failing test for NFD names", "status": "OK"},
+        {"step": 2, "desc": "normalise in compare()", "status": "NOK"},
+    ]
+    tele.write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BLOCK_MATPLOTLIB,
+            "report",
+            "--project",
+            str(recorded.project),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env=hermetic_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert (
+        "## Steps reported\n\n"
+        "- iteration 1, step 1: failing test for NFD names (OK)\n"
+        "- iteration 1, step 2: normalise in compare() (NOK)\n\n## Cost\n"
+    ) in text
