@@ -174,6 +174,12 @@ _PATH = re.compile(r"(?:[A-Za-z]:)?[\w.~-]*(?:[/\\][^\s/\\:'\"`,;()\[\]{}<>]+)+[
 # hex letters. Decimal numbers are hex tokens too, so every number-like token becomes "<n>" and
 # "took 999999 ms" and "took 1000000 ms" read the same.
 _HEX = re.compile(r"\b(?:0x)?(?:[0-9a-f]*\d[0-9a-f]*|[a-f]{8,})\b", re.I)
+# Opaque ids of the API and the CLI: "req_011CA1b2Xy…", "msg_01…", "toolu_01…", and any long
+# token that mixes letters with two or more separate runs of digits (random base62).
+_TOKEN_ID = re.compile(
+    r"\b(?:(?:req|msg|toolu|srvtoolu|file|batch|msgbatch|org|user|session|sess|run)_\w+"
+    r"|(?=\w{8,}\b)(?=\w*[A-Za-z])\w*?\d+[A-Za-z_]+\d\w*)\b"
+)
 _GROUPED = re.compile(r"\d+(?:[.,_]\d+)+")  # 1,234 / 3.14 / 1.2.3: one number, not several
 _NUMBER = re.compile(r"\d+")
 _SPACE = re.compile(r"\s+")
@@ -188,6 +194,7 @@ def normalise_error(text: str) -> str:
     text = _PATH.sub("<path>", text)
     text = _GROUPED.sub("<n>", text)
     text = _HEX.sub("<n>", text)
+    text = _TOKEN_ID.sub("<id>", text)
     text = _NUMBER.sub("<n>", text)
     return _SPACE.sub(" ", text).strip().lower()[:200]
 

@@ -277,6 +277,10 @@ def test_crash_is_a_quick_death_by_itself() -> None:
         ("E   AssertionError: 3 != 4", "E   AssertionError: 10 != 11"),
         ("C:\\work\\x.py:3: bad", "D:\\y\\z.py:40: bad"),
         ("Timeout   waiting", "timeout waiting"),
+        ("messages.3.content.0: ids must be unique (request req_011CA1b2Xy)",
+         "messages.17.content.0: ids must be unique (request req_011CQ9zzT4)"),
+        ("message msg_01XFDUDYJgAACzvnptvVoYEL failed", "message msg_019Zk2Lm3 failed"),
+        ("tool toolu_01A09q90qw90lq917835lq9 denied", "tool toolu_01Bx7 denied"),
     ],
 )  # fmt: skip
 def test_fingerprint_strips_numbers_paths_and_ids(one: str, other: str) -> None:

@@ -175,6 +175,7 @@ VARIABLES = [
     st.binary(min_size=4, max_size=20).map(lambda b: b.hex()),
     st.binary(min_size=4, max_size=8).map(lambda b: "0x" + b.hex()),
     st.uuids().map(str),
+    st.from_regex(r"(req|msg|toolu)_01[A-Za-z0-9]{8,24}", fullmatch=True),
 ]
 
 
@@ -304,7 +305,9 @@ def test_crash_loop_backoff_doubles_capped_at_300(count: int, base: float) -> No
     run = facts(records)
     verdict = decide(run, limits(crash_backoff_s=base))
     assert verdict.kind is VerdictKind.WAIT and verdict.wait_until is not None
-    assert verdict.wait_until - run.now == pytest.approx(min(300.0, base * 2 ** (count - 1)))
+    assert verdict.wait_until - run.now == pytest.approx(
+        min(300.0, base * 2 ** (count - 1)), abs=1e-6
+    )
     assert crash_backoff(count + 1, base) == min(300.0, 2 * crash_backoff(count, base))
 
 
