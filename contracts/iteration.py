@@ -70,6 +70,8 @@ class IterationRecord(BaseModel):
     done_when_passed: bool | None = None  # None: no --done-when command
     handed_off: bool = False
     resumed_session: bool = False
+    steps: list[dict] = Field(default_factory=list)  # from `unattended step`
+    escalated_model: bool = False
 
     @property
     def made_progress(self) -> bool:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from contracts.status import Outcome
 from contracts.timefmt import UtcDatetime
 
 TELEMETRY_SCHEMA_VERSION = 1
+
+
+class StepRecord(BaseModel):
+    """One `unattended step --complete N` call, as the iteration's record keeps it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    step: int
+    desc: str = ""
+    status: str = "OK"
 
 
 class TelemetryLine(BaseModel):
@@ -40,3 +50,5 @@ class TelemetryLine(BaseModel):
     resumed_session: bool = False
     session_policy: str | None = None
     permission_denials: list[str] = []
+    steps: list[StepRecord] = []  # `unattended step` calls the worker made, oldest first
+    escalated_model: bool = False  # this iteration ran on the escalation model

@@ -36,6 +36,7 @@ from supervisor.prompt import (
 from supervisor.runlog import RunLog
 from supervisor.signals import SignalFlags
 from supervisor.slots import WorkerSlots
+from supervisor.steps import read_steps
 
 
 @dataclass
@@ -241,6 +242,8 @@ class RelayLoop(LoopEffects):
         )
         self._usage_without_result(record)
         self._collect_handoff(record)
+        record.steps = read_steps(ctx.paths, number)
+        record.escalated_model = self.escalated_at is not None
         if s.done_when and record.saw_result:
             record.done_when_passed = it.run_done_when(s.done_when, ctx.project, env)
         return record

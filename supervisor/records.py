@@ -83,4 +83,6 @@ def telemetry_line(
         resumed_session=record.resumed_session,
         session_policy=settings.session_policy,
         permission_denials=record.permission_denials,
+        steps=record.steps,
+        escalated_model=record.escalated_model,
     )

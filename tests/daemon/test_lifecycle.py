@@ -44,7 +44,9 @@ def test_unknown_option_and_bad_config_exit_2(project: Path, hermetic_env: dict[
     assert not (project / ".unattended" / "state.json").exists()
 
 
-def test_no_prompt_and_not_a_repo(project: Path, hermetic_env: dict[str, str], tmp_path: Path) -> None:
+def test_no_prompt_and_not_a_repo(
+    project: Path, hermetic_env: dict[str, str], tmp_path: Path
+) -> None:
     (project / "PROMPT.md").unlink()
     proc = run_cli(["start", *FAST], hermetic_env, cwd=project)
     assert proc.returncode == 2
@@ -104,8 +106,14 @@ def test_two_concurrent_starts_one_wins(
     fake_claude.script([["hang"]])
     cmd = [sys.executable, "-m", "supervisor", "start", *FAST]
     procs = [
-        subprocess.Popen(cmd, cwd=project, env=hermetic_env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            cmd,
+            cwd=project,
+            env=hermetic_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     results = [(p.wait(30), *p.communicate()) for p in procs]
@@ -117,8 +125,12 @@ def test_two_concurrent_starts_one_wins(
     # A third start, later, also refuses while the first runs.
     again = run_cli(["start", *FAST], hermetic_env, cwd=project)
     assert again.returncode == 2 and str(pid) in again.stderr
-    assert run_cli(["stop", "--now", "--wait", "--timeout", "20"], hermetic_env,
-                   cwd=project).returncode == 0
+    assert (
+        run_cli(
+            ["stop", "--now", "--wait", "--timeout", "20"], hermetic_env, cwd=project
+        ).returncode
+        == 0
+    )
 
 
 def test_kill_9_then_status_crashed_and_resume(
@@ -126,8 +138,12 @@ def test_kill_9_then_status_crashed_and_resume(
 ) -> None:
     fake_claude.script([["commit"], ["hang"]])
     assert run_cli(["start", *FAST], hermetic_env, cwd=project).returncode == 0
-    assert wait_for(lambda: read_state(project)["iteration"] == 2
-                    and read_state(project)["status"] == "running", 30)
+    assert wait_for(
+        lambda: (
+            read_state(project)["iteration"] == 2 and read_state(project)["status"] == "running"
+        ),
+        30,
+    )
     daemon = read_state(project)["pid"]
     worker = read_state(project)["worker_pid"]
     os.kill(daemon, signal.SIGKILL)
@@ -181,8 +197,16 @@ def test_stop_now_kills_stubborn_tree(
     project: Path, hermetic_env: dict[str, str], fake_claude, tmp_path: Path
 ) -> None:
     pid_file = tmp_path / "grandchild.pid"
-    fake_claude.script([["ignore_sigterm", "ignore_sigint",
-                         {"do": "grandchild", "pid_file": str(pid_file)}, "hang"]])
+    fake_claude.script(
+        [
+            [
+                "ignore_sigterm",
+                "ignore_sigint",
+                {"do": "grandchild", "pid_file": str(pid_file)},
+                "hang",
+            ]
+        ]
+    )
     assert run_cli(["start", *FAST], hermetic_env, cwd=project).returncode == 0
     assert wait_for(pid_file.exists, 30)
     grandchild = int(pid_file.read_text())
@@ -201,8 +225,11 @@ def test_worker_timeout_kills_and_records(
     project: Path, hermetic_env: dict[str, str], fake_claude
 ) -> None:
     fake_claude.script([["hang"]])
-    proc = run_cli(["start", "--worker-timeout", "2", "--max-iterations", "1", *FAST],
-                   hermetic_env, cwd=project)
+    proc = run_cli(
+        ["start", "--worker-timeout", "2", "--max-iterations", "1", *FAST],
+        hermetic_env,
+        cwd=project,
+    )
     assert proc.returncode == 0, proc.stderr
     state = wait_terminal(project)
     assert state["last_iteration"]["outcome"] == "timeout"
@@ -213,8 +240,9 @@ def test_markers_in_tool_output_do_not_count(
     project: Path, hermetic_env: dict[str, str], fake_claude
 ) -> None:
     fake_claude.script([["commit", "markers_in_tool"]])
-    proc = run_cli(["start", "--foreground", "--max-iterations", "2", *FAST],
-                   hermetic_env, cwd=project)
+    proc = run_cli(
+        ["start", "--foreground", "--max-iterations", "2", *FAST], hermetic_env, cwd=project
+    )
     assert proc.returncode == 3, proc.stdout + proc.stderr
     state = read_state(project)
     assert state["status"] == "capped" and state["last_iteration"]["outcome"] == "progress"
@@ -224,8 +252,9 @@ def test_markers_in_tool_output_do_not_count(
     ("final", "code", "status"),
     [("blocked", 4, "blocked"), ("done", 0, "done")],
 )
-def test_foreground_exit_codes(project: Path, hermetic_env: dict[str, str], fake_claude,
-                               final: str, code: int, status: str) -> None:
+def test_foreground_exit_codes(
+    project: Path, hermetic_env: dict[str, str], fake_claude, final: str, code: int, status: str
+) -> None:
     fake_claude.script([["commit", final]])
     proc = run_cli(["start", "--foreground", *FAST], hermetic_env, cwd=project)
     assert proc.returncode == code, proc.stdout + proc.stderr
@@ -253,3 +282,21 @@ def test_huge_output_keeps_daemon_memory_flat(
     assert peak < 100 * 1024 * 1024, f"daemon peak RSS {peak / 2**20:.1f} MiB"
     size = (project / ".unattended" / "iterations" / "0001.jsonl").stat().st_size
     assert size > 100 * 1024 * 1024  # below the 200 MB cap: everything kept
+
+
+def test_step_calls_land_in_run_log_and_telemetry(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    step = (
+        f"{sys.executable} -m supervisor step --complete 1 --desc 'wrote the parser' --tokens 50000"
+    )
+    fake_claude.script([[{"do": "run", "cmd": step}, "commit", "done"]])
+    assert run_cli(["start", *FAST], hermetic_env, cwd=project).returncode == 0
+    state = wait_terminal(project)
+    assert state["status"] == "done"
+    log = (project / ".unattended" / "run.log").read_text()
+    assert "Step 1 completed: Tokens: 25.0%; Status: OK, updated" in log
+    assert "Cycle 1 closed: the worker reported UNATTENDED_DONE" in log
+    line = json.loads((project / ".unattended" / "telemetry.jsonl").read_text().splitlines()[-1])
+    assert line["steps"] and line["steps"][0]["step"] == 1
+    assert line["steps"][0]["desc"] == "wrote the parser"
