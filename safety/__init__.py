@@ -1,1 +1,12 @@
-"""safety."""
+"""Pure decision rules: observed facts in, a :class:`safety.verdict.Verdict` with a human reason
+out. No I/O, no clock, no randomness: ``supervisor`` gathers the facts and acts on the verdict.
+
+- ``markers``: the worker's ``UNATTENDED_DONE`` / ``UNATTENDED_BLOCKED: reason`` lines;
+- ``api_errors``: what API trouble ended a worker (structured fields, then the CLI's wording);
+- ``classify``: one iteration's outcome, fatal conditions, crashes, failure fingerprints;
+- ``gutter``: the no-progress / same-failure / crash / denial streaks and the graded note;
+- ``limits``, ``backoff``: caps, run facts, backoffs, the storm breaker, WAIT-or-CAPPED;
+- ``decide``: the verdict after an iteration (and the one module ``supervisor`` imports);
+- ``gate``: may the next worker start (runway, quota pacing, storm breaker);
+- ``runway``, ``budget``, ``preflight``: estimates, budget arithmetic, checks before a run.
+"""
