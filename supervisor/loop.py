@@ -70,6 +70,7 @@ class RelayLoop(LoopEffects):
         self._last_write = 0.0
         self._last_watchdog = 0.0
         self._last_prompt: str | None = None
+        self._alerts: set[tuple[str, str]] = set()
         self.slots = WorkerSlots(ctx.settings.max_parallel_workers, registry.state_dir(ctx.environ))
 
     # ----- the story -------------------------------------------------------------------
@@ -101,6 +102,7 @@ class RelayLoop(LoopEffects):
             finally:
                 self.slots.release()
             self._account(record)
+            self._budget_alerts()
             verdict = decide(self._facts(done_when=record.done_when_passed), limits)
             self._record(record, verdict)
             if verdict.terminal:
@@ -293,6 +295,27 @@ class RelayLoop(LoopEffects):
         st.cache_read_tokens += record.cache_read_tokens
         st.cost_usd = round(st.cost_usd + record.cost_usd, 6)
         st.session_id = record.session_id or st.session_id
+
+    def _budget_alerts(self) -> None:
+        """80 % warn, 90 % critical (with a notification), 95 % stop: each logged once."""
+        from safety.budget import alert_level
+
+        st, s = self.ctx.state, self.ctx.settings
+        caps = (
+            ("cost", st.cost_usd, s.max_cost_usd, lambda v: f"${v:,.2f}"),
+            ("tokens", st.total_tokens, s.max_tokens, lambda v: f"{int(v):,} tokens"),
+        )
+        for name, used, cap, fmt in caps:
+            level = alert_level(used, cap)
+            if level == "ok" or cap is None or (name, level) in self._alerts:
+                continue
+            self._alerts.add((name, level))
+            message = (
+                f"budget {level}: {name} at {100 * used / cap:.0f}% ({fmt(used)} of {fmt(cap)})"
+            )
+            self._log(message, kind="budget_alert", level=level)
+            if level == "critical":
+                self._notify("critical", message)
 
     def _record(self, record: IterationRecord, verdict: Verdict) -> None:
         from safety.decide import Limits, gutter_state

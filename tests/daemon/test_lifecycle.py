@@ -300,3 +300,21 @@ def test_step_calls_land_in_run_log_and_telemetry(
     line = json.loads((project / ".unattended" / "telemetry.jsonl").read_text().splitlines()[-1])
     assert line["steps"] and line["steps"][0]["step"] == 1
     assert line["steps"][0]["desc"] == "wrote the parser"
+
+
+def test_cost_cap_alerts_then_runway_refuses_the_next_iteration(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    fake_claude.script(
+        [[{"do": "usage", "cost_usd": 0.10, "input_tokens": 1000}, "commit", "text"]]
+    )
+    proc = run_cli(
+        ["start", "--foreground", *FAST, "--max-cost-usd", "0.35"], hermetic_env, cwd=project
+    )
+    assert proc.returncode == 3, proc.stderr
+    state = read_state(project)
+    assert state["status"] == "capped" and state["iteration"] == 3
+    assert "$0.05 left" in state["stop_reason"] and "needs ~$0.10" in state["stop_reason"]
+    log = (project / ".unattended" / "run.log").read_text()
+    assert "budget warn: cost at 86% ($0.30 of $0.35)" in log
+    assert log.count("budget warn") == 1
