@@ -43,6 +43,7 @@ class NotifyEvent:
     project: str
     iteration: int
     cost_usd: float
+    summary: str = ""  # the morning report's few lines, for terminal statuses
 
     @property
     def title(self) -> str:
@@ -50,6 +51,8 @@ class NotifyEvent:
 
     @property
     def body(self) -> str:
+        if self.summary:
+            return f"{self.summary}\n(iteration {self.iteration}, ${self.cost_usd:.2f})"
         return f"{self.reason} (iteration {self.iteration}, ${self.cost_usd:.2f})"
 
     def env(self) -> dict[str, str]:
@@ -60,6 +63,7 @@ class NotifyEvent:
             "UNATTENDED_PROJECT": self.project,
             "UNATTENDED_ITERATION": str(self.iteration),
             "UNATTENDED_COST_USD": f"{self.cost_usd:.4f}",
+            "UNATTENDED_SUMMARY": self.summary or self.reason,
         }
 
 

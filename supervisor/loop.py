@@ -388,7 +388,7 @@ class RelayLoop(LoopEffects):
             status=status.value,
             exit_code=st.exit_code,
         )
-        self._notify(status.value, verdict.reason)
+        self._notify(status.value, verdict.reason, self._summary())
         return status.exit_code
 
 

@@ -176,7 +176,7 @@ class LoopEffects:
     def _warn(self, message: str) -> None:
         self._log(f"warning: {message}", kind="warning")
 
-    def _notify(self, status: str, reason: str) -> None:
+    def _notify(self, status: str, reason: str, summary: str = "") -> None:
         try:
             from platform_adapters.notify import NotifyEvent, notify
 
@@ -187,10 +187,21 @@ class LoopEffects:
                 project=str(self.ctx.project),
                 iteration=st.iteration,
                 cost_usd=st.cost_usd,
+                summary=summary,
             )
             notify(event, self.ctx.settings.notify_cmd, self._warn)
         except Exception as exc:  # a notifier never ends the run
             self._warn(f"notification failed: {exc}")
+
+    def _summary(self) -> str:
+        """The morning report's headline lines, for the final notification."""
+        try:
+            from supervisor.report import gather_report, summary_text
+
+            return summary_text(gather_report(self.ctx.project, self.ctx.state.run_id))
+        except Exception as exc:  # noqa: BLE001 - the plain reason is sent instead
+            self._warn(f"no report summary for the notification: {exc}")
+            return ""
 
     # ----- after the run ---------------------------------------------------------------
     def _prune(self, status: RunStatus) -> None:

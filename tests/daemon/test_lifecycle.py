@@ -318,3 +318,17 @@ def test_cost_cap_alerts_then_runway_refuses_the_next_iteration(
     log = (project / ".unattended" / "run.log").read_text()
     assert "budget warn: cost at 86% ($0.30 of $0.35)" in log
     assert log.count("budget warn") == 1
+
+
+def test_final_notification_carries_the_report_summary(
+    project: Path, hermetic_env: dict[str, str], fake_claude, tmp_path: Path
+) -> None:
+    out = tmp_path / "notified.txt"
+    fake_claude.script([["commit", "done"]])
+    cmd = f'printf "%s|%s\\n%s" "$UNATTENDED_STATUS" "$UNATTENDED_REASON" "$UNATTENDED_SUMMARY" > {out}'
+    proc = run_cli(["start", "--foreground", *FAST, "--notify-cmd", cmd], hermetic_env, cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert text.startswith("done|the worker reported UNATTENDED_DONE")
+    assert text.splitlines()[1].startswith("project: done after 1 iteration(s)")
+    assert "commit: fake:" in text  # the worker's commit subject, from git
