@@ -220,9 +220,6 @@ def test_cli_pending_when_the_daemon_is_slow(run, applier, hermetic_env: dict[st
     assert json.loads(paths.control.read_text())["max_iterations"] == 9
 
 
-@pytest.mark.xfail(
-    strict=False, reason="loop wiring pending: the daemon does not call apply_pending"
-)
 def test_extend_live_daemon(project: Path, hermetic_env: dict[str, str], fake_claude) -> None:
     fake_claude.script(SLEEPY)
     assert run_cli(["start", *FAST], hermetic_env, cwd=project).returncode == 0

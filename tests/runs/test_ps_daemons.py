@@ -8,9 +8,6 @@ import re
 import signal
 from pathlib import Path
 
-import pytest
-
-from supervisor import registry
 from tests.conftest import pid_alive, read_state, run_cli, wait_for
 
 FAST = ["--grace-seconds", "2", "--allowed-tools", "Bash"]
@@ -28,16 +25,10 @@ def _registry_file(state_home: Path, pid: int) -> Path:
     return state_home / "daemons" / f"{pid}.json"
 
 
-def _ensure_registered(repo: Path, state_home: Path) -> dict:
-    """Register the daemon by hand when it did not register itself (loop wiring pending).
-
-    test_daemon_registers_itself checks the wiring; this keeps ps/stop --all testable either way.
-    """
+def _registered(repo: Path, state_home: Path) -> dict:
+    """The daemon lists itself in the per-user registry once it is ready."""
     state = read_state(repo)
-    if not wait_for(lambda: _registry_file(state_home, state["pid"]).exists(), 2):
-        registry.register(
-            repo, state["pid"], state["pid_create_time"], state["run_id"], state["started_at"]
-        )
+    assert wait_for(lambda: _registry_file(state_home, state["pid"]).exists(), 5)
     return state
 
 
@@ -54,7 +45,7 @@ def test_ps_two_running_one_crashed_then_stop_all(
     states = []
     for repo in repos:
         _start_running(repo, hermetic_env)
-        states.append(_ensure_registered(repo, private_state_home))
+        states.append(_registered(repo, private_state_home))
     victim = states[2]
     os.kill(victim["pid"], signal.SIGKILL)
     assert wait_for(lambda: not pid_alive(victim["pid"]), 10)
@@ -107,7 +98,7 @@ def test_stop_all_wait_timeout_exits_1(
     """A plain stop waits for the 30 s iteration: --wait --timeout 1 gives up with exit 1."""
     fake_claude.script(SLEEPY)
     state = _start_running(repos[0], hermetic_env)
-    _ensure_registered(repos[0], private_state_home)
+    _registered(repos[0], private_state_home)
     proc = run_cli(["stop", "--all", "--wait", "--timeout", "1"], hermetic_env)
     assert proc.returncode == 1
     assert f"pid {state['pid']}) is still running after 1s" in proc.stderr
@@ -116,7 +107,6 @@ def test_stop_all_wait_timeout_exits_1(
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.xfail(strict=False, reason="loop wiring pending: the daemon does not register yet")
 def test_daemon_registers_itself_and_unregisters_on_exit(
     project: Path, hermetic_env: dict[str, str], fake_claude, private_state_home: Path
 ) -> None:

@@ -155,7 +155,6 @@ def test_stagger_ignores_junk_and_clock_jumps(private_state_home: Path) -> None:
     assert WorkerSlots(None, private_state_home).stagger_delay(now) == 0.0
 
 
-@pytest.mark.xfail(strict=False, reason="loop wiring pending: the daemon does not use slots yet")
 def test_two_daemons_share_one_slot(
     repos: list[Path], hermetic_env: dict[str, str], fake_claude
 ) -> None:
