@@ -325,7 +325,8 @@ def test_final_notification_carries_the_report_summary(
 ) -> None:
     out = tmp_path / "notified.txt"
     fake_claude.script([["commit", "done"]])
-    cmd = f'printf "%s|%s\\n%s" "$UNATTENDED_STATUS" "$UNATTENDED_REASON" "$UNATTENDED_SUMMARY" > {out}'
+    fields = '"$UNATTENDED_STATUS" "$UNATTENDED_REASON" "$UNATTENDED_SUMMARY"'
+    cmd = f'printf "%s|%s\\n%s" {fields} > {out}'
     proc = run_cli(["start", "--foreground", *FAST, "--notify-cmd", cmd], hermetic_env, cwd=project)
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
