@@ -69,6 +69,20 @@ def spawn_foreground(project: Path, env: dict[str, str], *extra: str) -> subproc
     )
 
 
+def wait_ready(sock: NotifySocket, proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    """READY=1 from the daemon, or fail with what it printed (it may have exited instead)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if any(m.get("READY") == "1" for m in sock.messages):
+            return
+        if proc.poll() is not None:
+            break
+        sock.drain(timeout=0.2)
+    proc.kill()
+    out, err = proc.communicate()
+    pytest.fail(f"no READY=1 (exit {proc.returncode}); stdout: {out!r}; stderr: {err!r}")
+
+
 def inhibitor_pids(records: Path, daemon_pid: int) -> list[int]:
     """The fake inhibitor started for `daemon_pid` (its argv names the pid) and its tail."""
     for path in records.glob("systemd-inhibit.*.argv"):
@@ -92,8 +106,7 @@ def test_foreground_daemon_speaks_sd_notify(
     full_env = {**env, **notify_sock.env(watchdog_usec=400_000)}
     proc = spawn_foreground(project, full_env, "--notify-cmd", cmd)
     try:
-        ready = notify_sock.wait_for("READY=1", timeout=30)
-        assert len(ready) == 1
+        wait_ready(notify_sock, proc)
         notify_sock.wait_for("WATCHDOG=1", count=3, timeout=30)
         wait_for(lambda: any("running" in m.get("STATUS", "") for m in notify_sock.messages), 30)
         # The inhibitor is held while the daemon runs, tied to the daemon's pid.
@@ -152,7 +165,8 @@ def test_watchdog_for_another_pid_is_ignored(
         while time.monotonic() < end:
             notify_sock.drain(timeout=0.2)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 6
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 6, (out, err)
     finally:
         proc.kill()
         proc.wait()
