@@ -164,7 +164,8 @@ def bench_overhead(base: Path, env: dict[str, str], iterations: int = 10) -> Non
 
 
 def bench_idle_and_spew(base: Path, env: dict[str, str], gib: float) -> None:
-    scenario(env, [[{"do": "sleep", "seconds": 15}, "text"], [{"do": "spew", "mb": int(gib * 1024)}, "text"], ["done"]])  # fmt: skip
+    spew = {"do": "spew", "mb": int(gib * 1024)}
+    scenario(env, [[{"do": "sleep", "seconds": 15}, "text"], [spew, "text"], ["done"]])
     repo = make_repo(base, env, "idle")
     cli(env, *START, "--project", str(repo), "--max-iterations", "3", "--worker-timeout", "900")
     daemon = psutil.Process(state(repo)["pid"])

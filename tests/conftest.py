@@ -6,6 +6,7 @@ failing test cannot leave a supervisor behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -88,10 +89,8 @@ def kill_tree(pid: int) -> None:
     except psutil.NoSuchProcess:
         return
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
 
 
 def run_cli(
@@ -140,5 +139,6 @@ def wait_terminal(repo: Path, timeout: float = 60.0) -> dict:
             return False
         return st["status"] in terminal and not pid_alive(st["pid"])
 
-    assert wait_for(ended, timeout), f"run did not end: {(repo / '.unattended/run.log').read_text()}"
+    log = repo / ".unattended" / "run.log"
+    assert wait_for(ended, timeout), f"run did not end: {log.read_text()}"
     return read_state(repo)
