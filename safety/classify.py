@@ -70,7 +70,9 @@ def fatal_reason(record: IterationRecord) -> str | None:
     ):
         return f"cannot run the claude binary: {short(record.spawn_error)}"
     stderr = record.last_stderr_line or ""
-    if _ROOT_REFUSAL.search(stderr) or _ROOT_REFUSAL.search(record.result_text or ""):
+    # In a clean result the words are the worker's (it may be debugging this), not the CLI's.
+    said = "" if _clean_result(record) else (record.result_text or "")
+    if _ROOT_REFUSAL.search(stderr) or _ROOT_REFUSAL.search(said):
         return (
             "claude refuses bypassPermissions as root: use --allowed-tools, "
             "or set IS_SANDBOX=1 inside a container"

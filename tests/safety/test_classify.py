@@ -241,6 +241,7 @@ def test_fatal_reasons(fields: dict[str, object], start: str) -> None:
         dict(spawn_error="claude: Resource temporarily unavailable"),
         dict(is_error=True, exit_code=1, api_error_status=529),
         dict(result_text="The docs say: Invalid API key · Fix external API key"),
+        dict(result_text=f"Fixed the CI job that failed with: {ROOT_REFUSAL}", progress=True),
     ],
 )
 def test_not_fatal(fields: dict[str, object]) -> None:
