@@ -91,21 +91,46 @@ def show_status(project: Path, json_out: bool) -> int:
         f"tokens     in {state.input_tokens:,}, out {state.output_tokens:,}, cache write "
         f"{state.cache_creation_tokens:,}, cache read {state.cache_read_tokens:,}"
     )
-    lines.append(f"cost       ${state.cost_usd:.2f}")
+    caps = state.settings or {}
+    cost_cap = caps.get("max_cost_usd")
+    lines.append(f"cost       ${state.cost_usd:.2f}" + (f" of ${cost_cap:g}" if cost_cap else ""))
     if state.gutter.reason:
         lines.append(f"gutter     {state.gutter.reason}")
     for name, window in state.quota.items():
         resets = f", resets {window.resets_at:%Y-%m-%d %H:%M:%SZ}" if window.resets_at else ""
         util = f", {window.utilization:g}% used" if window.utilization is not None else ""
         lines.append(f"quota      {name}: {window.status or '?'}{util}{resets}")
+    quota_pct = caps.get("max_quota_pct")
+    if quota_pct and not any(w.utilization is not None for w in state.quota.values()):
+        lines.append(
+            f"quota      max_quota_pct {quota_pct:g}% cannot act yet: "
+            "no worker has reported its quota utilization"
+        )
     lines.append(f"inhibitor  {_inhibitor_text(state, alive)}")
-    if meter and meter.get("band"):
-        lines.append(f"context    {meter.get('pct', '?')}% ({meter.get('band')}) of the window")
+    lines.extend(_meter_lines(meter, state))
     if state.stop_reason:
         lines.append(f"ended      {state.stop_reason} (exit {state.exit_code})")
     lines.append(f"log        {RunPaths(project).run_log}")
     echo("\n".join(lines))
     return 0
+
+
+def _meter_lines(meter: dict | None, state) -> list[str]:  # noqa: ANN001
+    """The context meter's last reading, and its failures: a meter that never produced a
+    reading while workers ran tools is a broken hook, and says so."""
+    lines = []
+    if meter and meter.get("band"):
+        lines.append(
+            f"context    {meter.get('pct', '?')}% ({meter.get('band')}) of a "
+            f"{meter.get('window') or '?':,} token window"
+        )
+    elif state.iteration and (state.last_iteration or state.worker_pid):
+        lines.append("context    no reading from the context meter yet")
+    if meter and meter.get("failures"):
+        lines.append(
+            f"meter      {meter['failures']} failed reading(s); last: {meter.get('last_error')}"
+        )
+    return lines
 
 
 def _inhibitor_text(state, alive: bool) -> str:  # noqa: ANN001
