@@ -285,8 +285,9 @@ def start_inhibitor(
     while inhibitor.proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     if not inhibitor.held:  # logs the reason once
-        inhibitor.release()
-        return NullInhibitor(inhibitor.describe().removeprefix("none: "))
+        why = inhibitor.describe().removeprefix("none: ")
+        inhibitor.release()  # reaps it (and anything it left in its group)
+        return NullInhibitor(why)
     return inhibitor
 
 

@@ -151,6 +151,9 @@ def test_inhibitor_that_fails_at_once_warns_once(tmp_path: Path) -> None:
     assert isinstance(inh, NullInhibitor) and not inh.held
     assert len(log.lines) == 1
     assert "exited with code 1: Failed to connect to bus: No medium" in log.lines[0]
+    assert inh.describe() == (
+        "none: systemd-inhibit exited with code 1: Failed to connect to bus: No medium"
+    )
 
 
 def test_inhibitor_that_ends_later_is_reported_once(tmp_path: Path) -> None:
