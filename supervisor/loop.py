@@ -229,6 +229,8 @@ class RelayLoop(LoopEffects):
             self._tick()
         outcome = self.worker.record()
         self.worker = None
+        if outcome.disk_full:
+            raise DiskFull(f"no space left to write {ctx.paths.iteration_stdout(number).name}")
         ctx.log.machine(
             "worker_exit", number, exit_code=outcome.exit_code, ended_by=outcome.ended_by
         )

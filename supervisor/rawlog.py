@@ -7,11 +7,13 @@ last half-cap of tail bytes is appended after a marker line saying how much was 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
 
 COPY_CHUNK = 1 << 20
+KEEP_WHEN_FULL = 64 * 1024
 
 
 class CappedLog:
@@ -27,9 +29,31 @@ class CappedLog:
         self._tail: int | None = None
         self._tail_size = 0
         self._closed = False
+        self.full = False  # the disk filled up: nothing more is written, the stream still parsed
 
     def write(self, chunk: bytes) -> None:
         self.written += len(chunk)
+        if self.full:
+            return
+        try:
+            self._write(chunk)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            self._on_disk_full()
+
+    def _on_disk_full(self) -> None:
+        """Give back space at once (the tail, and the head beyond its first 64 KiB), so that
+        state.json and run.log can still record why the run ends."""
+        self.full = True
+        os.ftruncate(self._main, min(os.fstat(self._main).st_size, KEEP_WHEN_FULL))
+        if self._tail is not None:
+            os.close(self._tail)
+            self._tail = None
+        self._tail_path.unlink(missing_ok=True)
+        self._old_path.unlink(missing_ok=True)
+
+    def _write(self, chunk: bytes) -> None:
         if self._head_left > 0:
             head, chunk = chunk[: self._head_left], chunk[self._head_left :]
             os.write(self._main, head)
@@ -54,6 +78,10 @@ class CappedLog:
         if self._closed:
             return
         self._closed = True
+        if self.full:
+            self.dropped = self.written - self.half
+            os.close(self._main)
+            return
         if self._tail is not None:
             os.close(self._tail)
             old_keep = self.half - self._tail_size if self._old_path.exists() else 0

@@ -63,6 +63,7 @@ class WorkerOutcome:
     killed: list[int] = field(default_factory=list)  # descendants (or root) that got SIGKILL
     survivors: list[int] = field(default_factory=list)
     log_bytes_dropped: int = 0
+    disk_full: bool = False  # the raw output could not be written (ENOSPC)
 
 
 class Worker:
@@ -177,7 +178,9 @@ class Worker:
         if self._proc.poll() is not None:
             self._on_root_exit()
             return
-        if now - self.started >= self.spec.timeout_s:
+        if self._log.full:
+            self.stop("stop")  # its output cannot be kept: the loop ends the run as failed
+        elif now - self.started >= self.spec.timeout_s:
             self.stop("timeout")
         elif self._stalled(now):
             self.stop("stall")
@@ -316,6 +319,7 @@ class Worker:
             killed=report.killed if report else [],
             survivors=report.survivors if report else [],
             log_bytes_dropped=self._log.dropped,
+            disk_full=self._log.full,
         )
 
 
