@@ -103,7 +103,11 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
     )
     _log_settings(log, req, state)
     try:
-        return RelayLoop(ctx, flags, sd, inhibitor).run()
+        code = RelayLoop(ctx, flags, sd, inhibitor).run()
+        from supervisor.registry import unregister
+
+        unregister(pid)  # after an internal error the entry stays: `ps` shows it crashed
+        return code
     except Exception as exc:  # a bug: leave the state non-terminal so --resume can continue
         log.event(f"internal error: {exc!r} (see .unattended/daemon.stderr)", kind="internal")
         traceback.print_exc()
@@ -111,9 +115,6 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
             inhibitor.release()
         return ExitCode.INTERNAL_ERROR
     finally:
-        from supervisor.registry import unregister
-
-        unregister(pid)
         lock.release()
         log.close()
 

@@ -99,6 +99,8 @@ class RelayLoop(LoopEffects):
                 continue  # a stop arrived while waiting: the gate ends the run
             try:
                 record = self._iterate()
+            except PromptError as exc:
+                return Verdict(VerdictKind.FAILED, f"no prompt for the worker: {exc}")
             finally:
                 self.slots.release()
             self._account(record)
@@ -138,7 +140,11 @@ class RelayLoop(LoopEffects):
         try:
             user_prompt = read_prompt(self.ctx.prompt_source)
         except PromptError as exc:
-            raise PromptError(str(exc)) from None
+            if self._last_prompt is None:
+                raise
+            # A worker's `git clean` may take an untracked PROMPT.md: keep the task going.
+            self._warn(f"{exc}; using the prompt as last read")
+            user_prompt = self._last_prompt
         resume = self._session_to_resume()
         if resume and user_prompt == self._last_prompt:
             prompt = build_continuation(self.prompt_note)
@@ -229,6 +235,7 @@ class RelayLoop(LoopEffects):
             self._tick()
         outcome = self.worker.record()
         self.worker = None
+        self.slots.release()  # git evidence and --done-when need no worker slot
         if outcome.disk_full:
             raise DiskFull(f"no space left to write {ctx.paths.iteration_stdout(number).name}")
         ctx.log.machine(

@@ -46,7 +46,7 @@ class LoopEffects:
     # ----- before a worker -------------------------------------------------------------
     def _await_worker_slot(self) -> bool:
         """Wait for a slot of ``max_parallel_workers`` and for the start stagger. False when a
-        stop arrived meanwhile (the gate then ends the run)."""
+        stop arrived or the deadline passed meanwhile (the gate then ends the run)."""
         logged = False
         while not self.slots.try_acquire():
             if not logged:
@@ -55,17 +55,24 @@ class LoopEffects:
                 logged = True
             self._sleep(TICK_S)
             self._tick()
-            if self.stop_requested or self.flags.stop_now:
+            if self._should_stop_waiting():
                 return False
         delay = self.slots.stagger_delay(sys_calls.time(), STAGGER_GAP_S)
-        until = sys_calls.time() + delay
-        while sys_calls.time() < until:
-            self._sleep(min(TICK_S, until - sys_calls.time()))
+        if self.slots.last_error:
+            self._warn(self.slots.last_error)  # the pool failed open: say so once
+            self.slots.last_error = None
+        until = sys_calls.monotonic() + delay
+        while sys_calls.monotonic() < until:
+            self._sleep(min(TICK_S, until - sys_calls.monotonic()))
             self._tick()
-            if self.stop_requested or self.flags.stop_now:
+            if self._should_stop_waiting():
                 self.slots.release()
                 return False
         return True
+
+    def _should_stop_waiting(self) -> bool:
+        past_deadline = sys_calls.time() >= self.ctx.state.deadline.timestamp()
+        return self.stop_requested or self.flags.stop_now or past_deadline
 
     # ----- waiting and ticking ---------------------------------------------------------
     def _wait(self, verdict: Verdict) -> None:

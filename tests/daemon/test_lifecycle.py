@@ -333,3 +333,40 @@ def test_final_notification_carries_the_report_summary(
     assert text.startswith("done|the worker reported UNATTENDED_DONE")
     assert text.splitlines()[1].startswith("project: done after 1 iteration(s)")
     assert "commit: fake:" in text  # the worker's commit subject, from git
+
+
+def test_worker_deleting_the_state_dir_is_repaired(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    fake_claude.script(
+        [
+            ["commit", "text"],
+            [{"do": "run", "cmd": "git clean -fdx"}, {"do": "sleep", "seconds": 3}, "text"],
+            ["commit", "done"],
+        ]
+    )
+    assert run_cli(["start", *FAST], hermetic_env, cwd=project).returncode == 0
+    state = wait_terminal(project)
+    assert state["status"] == "done" and state["iteration"] == 3
+    root = project / ".unattended"
+    assert "was deleted" in (root / "run.log").read_text()
+    iterations = [
+        json.loads(line)["iteration"]
+        for line in (root / "telemetry.jsonl").read_text().splitlines()
+    ]
+    assert iterations == [1, 2, 3]  # iteration 1's line was rewritten from memory
+    assert (root.stat().st_mode & 0o777) == 0o700
+
+
+def test_run_log_survives_rotation(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    fake_claude.script([[{"do": "sleep", "seconds": 2}, "commit", "text"], ["commit", "done"]])
+    assert run_cli(["start", *FAST], hermetic_env, cwd=project).returncode == 0
+    log = project / ".unattended" / "run.log"
+    assert wait_for(lambda: "worker started" in log.read_text(), 20)
+    log.rename(log.with_name("run.log.1"))  # logrotate's default move-and-create
+    state = wait_terminal(project)
+    assert state["status"] == "done"
+    assert "new run" in log.with_name("run.log.1").read_text()
+    assert "run ended done" in log.read_text()
