@@ -148,8 +148,7 @@ class RelayLoop(LoopEffects):
         resume = self._session_to_resume()
         if resume and user_prompt == self._last_prompt:
             prompt = build_continuation(self.prompt_note)
-        else:
-            resume = None if user_prompt != self._last_prompt and resume else resume
+        else:  # a fresh session, or a resumed one whose prompt file changed: the full prompt
             prompt = build_prompt(user_prompt, self.pending_handoff, self.prompt_note)
         self._last_prompt = user_prompt
         self.pending_handoff = None
