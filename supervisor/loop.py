@@ -25,6 +25,7 @@ from safety.verdict import Verdict, VerdictKind
 from supervisor import iteration as it
 from supervisor import records, registry
 from supervisor.fsio import append_line, ensure_private_dir, sys_calls
+from supervisor.history import earlier_records
 from supervisor.loop_effects import TICK_S, DiskFull, LoopEffects
 from supervisor.prompt import (
     PromptError,
@@ -71,6 +72,7 @@ class RelayLoop(LoopEffects):
         self._last_watchdog = 0.0
         self._last_prompt: str | None = None
         self._alerts: set[tuple[str, str]] = set()
+        self.earlier = earlier_records(ctx.paths)  # the runway's fallback: this project's past
         self.slots = WorkerSlots(ctx.settings.max_parallel_workers, registry.state_dir(ctx.environ))
 
     # ----- the story -------------------------------------------------------------------
@@ -88,7 +90,9 @@ class RelayLoop(LoopEffects):
         while True:
             # Rebuilt every time round: `unattended extend` may have moved a cap.
             limits = Limits.from_settings(self.ctx.settings, self.ctx.state.deadline.timestamp())
-            estimate = estimate_next(self.ctx.history) if self.ctx.history else None
+            estimate = estimate_next(self.ctx.history, self.earlier)
+            if estimate.basis.startswith("default"):
+                estimate = None  # no evidence yet: never refuse a run on a guess
             verdict = gate(self._facts(), limits, self.launch_times, estimate)
             if verdict.kind is VerdictKind.WAIT:
                 self._wait(verdict)

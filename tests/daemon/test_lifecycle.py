@@ -370,3 +370,22 @@ def test_run_log_survives_rotation(
     assert state["status"] == "done"
     assert "new run" in log.with_name("run.log.1").read_text()
     assert "run ended done" in log.read_text()
+
+
+def test_runway_uses_earlier_runs_for_a_new_run(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    fake_claude.script(
+        [[{"do": "usage", "cost_usd": 0.30, "input_tokens": 1000}, "commit", "done"]]
+    )
+    first = run_cli(["start", "--foreground", *FAST], hermetic_env, cwd=project)
+    assert first.returncode == 0, first.stderr
+    # A new run capped below what the project's iterations cost is refused before any worker.
+    second = run_cli(
+        ["start", "--foreground", *FAST, "--max-cost-usd", "0.20"], hermetic_env, cwd=project
+    )
+    assert second.returncode == 3, second.stderr
+    state = read_state(project)
+    assert state["status"] == "capped" and state["iteration"] == 0
+    assert "needs ~$0.30" in state["stop_reason"], state["stop_reason"]
+    assert len(fake_claude.calls()) == 1
