@@ -84,8 +84,8 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
     log.run_id = state.run_id
     write_state(paths, state)
     write_pid_file(paths.pid, pid, state.pid_create_time)
-    _register(req, state, log)
     _report(ready_fd, f"ready {pid} {state.run_id}")
+    _register(req, state, log)  # after the handshake: `start` need not wait for it
 
     log.separator(f"run {state.run_id}")
     log.event(start.note, kind="start")
