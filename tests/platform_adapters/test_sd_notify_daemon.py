@@ -219,3 +219,25 @@ def test_no_inhibitor_is_one_warning_and_the_run_goes_on(
     assert "Failed to connect to bus" in warnings[0] and "warning: warning" not in warnings[0]
     status = run_cli(["status"], env, cwd=project)
     assert "inhibitor  none held" in status.stdout
+
+
+def test_usage_limit_wait_and_the_end_are_notified(
+    project: Path,
+    fake_claude: FakeClaude,
+    env: dict[str, str],
+    tools: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    """The user hears when the run waits on a usage limit, and again when it ends."""
+    fake_claude.script([[{"do": "usage_limit", "kind": "session", "resets_in": 2}], ["done"]])
+    (project / "unattended.toml").write_text("limit_margin_s = 0\n")  # no 2-minute margin
+    heard = tmp_path / "heard.txt"
+    cmd = f'echo "$UNATTENDED_STATUS|$UNATTENDED_ITERATION|$UNATTENDED_REASON" >> {heard}'
+    started = run_cli(["start", *FAST, "--notify-cmd", cmd], env, cwd=project)
+    assert started.returncode == 0, started.stderr
+    assert wait_terminal(project, timeout=90)["status"] == "done"
+    lines = heard.read_text().splitlines()
+    assert [line.split("|")[0] for line in lines] == ["waiting", "done"], lines
+    assert "usage limit" in lines[0]
+    titles = [argv[2] for argv in recorded(tools[1], "notify-send")]
+    assert [t.split(" (")[0] for t in titles] == ["unattended: waiting", "unattended: done"]

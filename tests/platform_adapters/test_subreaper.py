@@ -18,7 +18,8 @@ from platform_adapters.subreaper import become_child_subreaper, is_child_subreap
 before = is_child_subreaper()
 took = become_child_subreaper() if sys.argv[1] == "on" else False
 # sh starts a sleep in the background and exits at once: the sleep is orphaned.
-out = subprocess.run(["sh", "-c", "sleep 30 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True).stdout
+orphaning = "sleep 30 >/dev/null 2>&1 & echo $!"
+out = subprocess.run(["sh", "-c", orphaning], capture_output=True, text=True).stdout
 orphan = int(out)
 time.sleep(0.2)
 with open(f"/proc/{orphan}/stat") as f:
