@@ -160,17 +160,24 @@ def bench_hook(base: Path, runs: int, mb: float) -> None:
     }).encode()  # fmt: skip
     size_mb = transcript.stat().st_size / 1024 / 1024
     print(f"transcript: {size_mb:.1f} MB, final context {context:,} tokens, {os.cpu_count()} CPUs")
-    floor = time_processes([sys.executable, "-c", "pass"], b"", env, max(20, runs // 4))
-    show("python -c pass (interpreter floor)", floor)
-    hook = time_processes([sys.executable, "-m", "supervisor", "hook", "context-meter"],
-                          payload, env, runs)  # fmt: skip
-    show("python -m supervisor hook context-meter", hook)
+    forms: list[tuple[str, list[str], bytes]] = [
+        ("python -c pass (interpreter floor)", [sys.executable, "-c", "pass"], b""),
+        ("python -I -S -c pass (floor without site)", [sys.executable, "-I", "-S", "-c", "pass"],
+         b""),
+        ("python -m supervisor hook context-meter",
+         [sys.executable, "-m", "supervisor", "hook", "context-meter"], payload),
+        ("python -I -S .../hook_fast.py (hook_command)", hook_command(Settings()), payload),
+    ]  # fmt: skip
     script = shutil.which("unattended", path=str(Path(sys.executable).parent))
     if script:
-        show("unattended hook context-meter", time_processes(
-            [script, "hook", "context-meter"], payload, env, runs))  # fmt: skip
-    fast = time_processes(hook_command(Settings()), payload, env, runs)
-    show("python -I -S .../hook_fast.py (hook_command)", fast)
+        forms.append(("unattended hook context-meter", [script, "hook", "context-meter"], payload))
+    # Round-robin, so a burst of load on this shared machine hits every form alike.
+    times: dict[str, list[float]] = {name: [] for name, _, _ in forms}
+    for _ in range(runs):
+        for name, argv, stdin in forms:
+            times[name] += time_processes(argv, stdin, env, 1)
+    for name, _, _ in forms:
+        show(name, times[name])
     meter = json.loads((state / "context-meter.json").read_text())
     last = meter["last_reading"]
     print(f"meter: {meter['readings']} readings, {meter['failures']} failures, "
