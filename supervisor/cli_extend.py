@@ -129,6 +129,6 @@ def caps_text(state) -> str:  # noqa: ANN001 - RunState
 
 
 def _duration(seconds: float) -> str:
-    from supervisor.cli_ps import fmt_duration
+    from contracts.timefmt import fmt_duration
 
     return fmt_duration(seconds)

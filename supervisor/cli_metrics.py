@@ -68,7 +68,8 @@ def collect(root: Path, by: str | None, halts: bool, context: bool) -> dict[str,
 
 
 def _group_table(title: str, groups: list[dict[str, Any]]) -> str:
-    from supervisor.telemetry_read import fmt_duration, fmt_tokens, text_table
+    from contracts.timefmt import fmt_duration
+    from supervisor.telemetry_read import fmt_tokens, text_table
 
     headers = [title, "iters", "tokens", "cache read", "cost", "$/iter", "time", "time/iter"]
     rows = [

@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from contracts.timefmt import fmt_duration
+
 
 def ps(
     json_out: Annotated[
@@ -47,18 +49,6 @@ def elapsed_text(row, now: datetime) -> str:  # noqa: ANN001 - row: RunEntry
     """Time since the run started; for a dead daemon, up to its last state write."""
     end = now if row.alive or row.updated_at is None else row.updated_at
     return fmt_duration(max(0.0, (end - row.started_at).total_seconds()))
-
-
-def fmt_duration(seconds: float) -> str:
-    """Like supervisor.loop.fmt_duration (45s, 4m12s, 3h05m) without importing the loop."""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, sec = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 def _iteration_text(row) -> str:  # noqa: ANN001

@@ -201,7 +201,7 @@ def _iso(moment: datetime | None) -> str:
 
 
 def _elapsed(data: ReportData) -> str:
-    from supervisor.telemetry_read import fmt_duration
+    from contracts.timefmt import fmt_duration
 
     state, end = data.run.state, data.ended_at
     if state is None or end is None:
@@ -247,7 +247,7 @@ def _caps(data: ReportData) -> list[str]:
 
 def render_markdown(data: ReportData) -> str:
     """The report as Markdown; charts are linked when they were written."""
-    from supervisor.telemetry_read import fmt_duration
+    from contracts.timefmt import fmt_duration
 
     run, state = data.run, data.run.state
     out = [f"# Run report: {data.project.name} ({run.run_id})", "", f"**{headline(data)}**", ""]

@@ -260,18 +260,6 @@ def last_tool_call(stream_path: Path) -> ToolCall | None:
     return None
 
 
-def fmt_duration(seconds: float) -> str:
-    """4s, 3m07s, 2h05m: the style run.log uses."""
-    seconds = int(round(max(0.0, seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, sec = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
 def fmt_tokens(count: float) -> str:
     """1,234 / 45.6k / 1.23M: compact for narrow screens."""
     if count < 10_000:

@@ -113,12 +113,9 @@ def _pct(part: float, whole: float | None) -> str:
 def build_lines(source: WatchSource, now: datetime | None = None, width: int = 80) -> list[Line]:
     """The screen, top to bottom, each line at most ``width`` characters."""
     from contracts.state import StateFileError
+    from contracts.timefmt import fmt_duration
     from supervisor.statefile import effective_status, read_state
-    from supervisor.telemetry_read import (
-        fmt_duration,
-        read_context_meter,
-        tail_lines,
-    )
+    from supervisor.telemetry_read import read_context_meter, tail_lines
 
     now = now or datetime.now(UTC)
     paths = source.paths
@@ -157,7 +154,7 @@ def build_lines(source: WatchSource, now: datetime | None = None, width: int = 8
 
 
 def _worker_lines(source: WatchSource, state: Any, now: datetime, terminal: bool) -> list[Line]:
-    from supervisor.telemetry_read import fmt_duration
+    from contracts.timefmt import fmt_duration
 
     if terminal:
         reason = state.stop_reason or "the daemon is gone without saying why (see run.log)"
