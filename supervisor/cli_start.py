@@ -57,6 +57,10 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
         settings, sources = resolve_settings(top, values, environ)
     except ConfigError as exc:
         fail(str(exc))
+    if opts.resume:
+        saved = _resume_settings(top, values)
+        if saved is not None:
+            settings, sources = saved
 
     gathered = gather_mod.gather(top, settings, environ)
     checks = preflight(gathered.facts, settings, settings.branch)
@@ -128,6 +132,43 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
         typer.echo(f"unattended: started daemon pid {pid} (run {run_id}) for {top}")
         typer.echo(f"log: {paths.run_log}   (unattended logs -f; unattended status)")
     return 0
+
+
+def _resume_settings(top: Path, values: dict[str, Any]) -> tuple[Any, dict[str, str]] | None:
+    """The crashed run's saved settings, with options given on this command line on top.
+
+    A resumed run keeps its caps (a service unit restarting it passes the same bare options);
+    None when there is nothing to resume (no run, or it ended). An unreadable state.json is
+    refused here, on stderr, before anything is locked or forked.
+    """
+    from contracts.paths import RunPaths
+    from contracts.settings import Settings
+    from contracts.state import StateFileError
+    from supervisor.statefile import read_state
+
+    try:
+        old = read_state(RunPaths(top))
+    except StateFileError as exc:
+        fail(
+            f"cannot resume: {exc}; start without --resume to begin a new run "
+            f"(the unreadable state is archived under .unattended/runs/)"
+        )
+    if old is None or old.status.terminal or not old.settings:
+        return None
+    explicit = {k: v for k, v in values.items() if v is not None}
+    merged = {k: v for k, v in old.settings.items() if k in Settings.model_fields}
+    merged.update(explicit)
+    sources = {
+        key: "cli" if key in explicit else old.settings_sources.get(key, "saved run")
+        for key in Settings.model_fields
+    }
+    try:
+        settings = Settings.model_validate(merged)
+    except Exception as exc:  # pydantic.ValidationError, imported lazily
+        from supervisor.config import _validation_message
+
+        fail(f"cannot resume run {old.run_id}: {_validation_message(exc, sources)}")
+    return settings, sources
 
 
 def _switch_branch(top: Path, branch: str) -> None:

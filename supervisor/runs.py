@@ -63,6 +63,31 @@ def prune_archived_runs(paths: RunPaths, keep: int) -> list[str]:
     return [p.name for p in doomed]
 
 
+def end_leftover_worker(old: RunState, grace_s: float) -> int | None:
+    """End the worker a crashed daemon left behind, so it cannot keep editing the tree next
+    to the new run's workers. Returns its pid when it was still running, else None.
+
+    The pid must still be that worker: its creation time must match ``worker_started_at``
+    (second precision in state.json), or it is a reused PID and is left alone.
+    """
+    if not old.worker_pid or old.worker_started_at is None or old.worker_pid == os.getpid():
+        return None
+    from supervisor import proctree
+
+    proc = proctree.process(old.worker_pid)
+    if proc is None or proctree.is_gone(proc):
+        return None
+    try:
+        created = proc.create_time()
+    except Exception:  # psutil.Error: gone or not ours to look at
+        return None
+    # psutil's creation time is derived from the boot time (whole seconds): allow for that.
+    if not -2.0 <= created - old.worker_started_at.timestamp() <= 10.0:
+        return None
+    proctree.end_tree(old.worker_pid, grace_s)
+    return old.worker_pid
+
+
 def begin_run(
     paths: RunPaths, settings: Settings, sources: dict[str, str], resume: bool
 ) -> RunStart:
@@ -79,9 +104,13 @@ def begin_run(
             raise
         old = None
     now = datetime.fromtimestamp(sys_calls.time(), UTC).replace(microsecond=0)
-    if resume and old is not None and not old.status.terminal:
+    ended_worker = None
+    if old is not None and not old.status.terminal:
         if pid_is_alive(old.pid, old.pid_create_time) and old.pid != os.getpid():
             raise StateFileError(f"{paths.state}: the run is still alive (pid {old.pid})")
+        ended_worker = end_leftover_worker(old, min(settings.grace_seconds, 5.0))
+    leftover = f"; ended its worker (pid {ended_worker}), still running" if ended_worker else ""
+    if resume and old is not None and not old.status.terminal:
         state = old.model_copy(
             update={
                 "status": RunStatus.STARTING,
@@ -89,11 +118,15 @@ def begin_run(
                 "worker_pid": None,
                 "worker_started_at": None,
                 "resumed_count": old.resumed_count + 1,
+                "max_iterations": settings.max_iterations,
+                "settings": settings.model_dump(mode="json"),
+                "settings_sources": sources,
             }
         )
         note = (
             f"resuming run {old.run_id} after a crash: iteration counter {old.iteration}, "
             f"deadline {old.deadline:%Y-%m-%dT%H:%M:%SZ}, ${old.cost_usd:.2f} spent so far"
+            f"{leftover}"
         )
         return RunStart(state, True, note)
 
@@ -114,6 +147,8 @@ def begin_run(
         settings_sources=sources,
     )
     note = f"new run {run_id}"
+    if leftover:
+        note += f" (the crashed run {old.run_id}{leftover})"
     if archived:
         note += f" (previous run archived to {archived})"
     if resume:

@@ -8,10 +8,16 @@ branch, index or work tree.
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
 from pathlib import Path
 
-from tests.conftest import git, read_state, run_cli
-from tests.daemon.scenario import branch, foreground, head, run_log
+import pytest
+
+from tests.conftest import git, kill_tree, pid_alive, read_state, run_cli, wait_for
+from tests.daemon.scenario import FAST, branch, detached, foreground, head, run_log
 
 WIPE = "git reset --hard -q && git clean -fdxq"
 
@@ -101,3 +107,137 @@ def test_restore_without_ignored_holds_secrets_back(
         cwd=project,
     )
     assert again.returncode == 2 and "night" in again.stderr
+
+
+# ----- crash recovery ---------------------------------------------------------------------------
+
+
+def _kill_daemon_mid_iteration(project: Path) -> dict:
+    """SIGKILL the daemon while worker 2 runs; returns the state it left behind.
+
+    Waits for the worker's first output line: a worker still starting up would die of EPIPE on
+    its first write once the daemon is gone (so would the real CLI), and this test wants one
+    that survives the daemon.
+    """
+    out = project / ".unattended" / "iterations" / "0002.jsonl"
+    assert wait_for(
+        lambda: (
+            read_state(project)["iteration"] == 2
+            and read_state(project)["status"] == "running"
+            and out.exists()
+            and out.stat().st_size > 0
+        ),
+        30,
+    ), run_log(project)
+    state = read_state(project)
+    os.kill(state["pid"], signal.SIGKILL)
+    assert wait_for(lambda: not pid_alive(state["pid"]), 10)
+    return state
+
+
+def test_kill_9_then_resume_continues_counter_deadline_totals(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    fake_claude.script([["commit"], ["hang"]])
+    detached(project, hermetic_env, "--max-iterations", "4", "--hours", "2")
+    old = _kill_daemon_mid_iteration(project)
+    assert old["cost_usd"] > 0 and old["input_tokens"] > 0
+    status = json.loads(run_cli(["status", "--json"], hermetic_env, cwd=project).stdout)
+    assert status["status"] == "crashed"
+
+    fake_claude.script([["commit"]])
+    # A service unit passes the same bare options every time: the saved caps must hold.
+    proc = foreground(project, hermetic_env, "--resume")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    state = read_state(project)
+    assert state["run_id"] == old["run_id"] and state["resumed_count"] == 1
+    assert state["deadline"] == old["deadline"] and state["started_at"] == old["started_at"]
+    assert state["iteration"] == 4, state  # 3 and 4 after the crash: the counter went on
+    assert state["stop_reason"].startswith("iteration cap: 4 of 4")
+    assert state["cost_usd"] > old["cost_usd"]
+    assert state["input_tokens"] > old["input_tokens"]
+    log = run_log(project)
+    assert f"resuming run {old['run_id']} after a crash: iteration counter 2" in log
+    assert "iter 3 progress" in log and "iter 4 progress" in log
+    # The crashed run's worker does not keep working next to the new ones.
+    assert not pid_alive(old["worker_pid"])
+    assert f"ended its worker (pid {old['worker_pid']}), still running" in log
+
+
+def test_resume_with_nothing_to_resume_starts_a_new_run(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    fake_claude.script([["commit", "done"]])
+    proc = foreground(project, hermetic_env, "--resume")  # no previous run at all
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    first = read_state(project)["run_id"]
+    proc = foreground(project, hermetic_env, "--resume")  # the previous run ended
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    state = read_state(project)
+    assert state["run_id"] != first and state["iteration"] == 1
+    assert "(--resume: nothing to resume)" in run_log(project)
+    assert (project / ".unattended" / "runs" / first / "state.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ('{"schema_version": 1, "status": "runn', "not valid JSON"),
+        ('{"schema_version": 99, "status": "running"}', "schema_version 99"),
+    ],
+)
+def test_unreadable_state_refuses_resume_allows_new_run(
+    project: Path, hermetic_env: dict[str, str], fake_claude, content: str, words: str
+) -> None:
+    state_file = project / ".unattended" / "state.json"
+    state_file.parent.mkdir(mode=0o700)
+    state_file.write_text(content)
+    status = run_cli(["status"], hermetic_env, cwd=project)
+    assert status.returncode == 2
+    assert str(state_file) in status.stderr and words in status.stderr
+    assert "Traceback" not in status.stderr
+
+    for mode in ([], ["--foreground"]):
+        proc = run_cli(["start", *FAST, "--resume", *mode], hermetic_env, cwd=project)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert str(state_file) in proc.stderr and words in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert state_file.read_text() == content
+    assert fake_claude.calls() == []
+
+    fake_claude.script([["commit", "done"]])
+    proc = foreground(project, hermetic_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert read_state(project)["status"] == "done"
+    archived = list((project / ".unattended" / "runs").glob("*/state.json"))
+    assert [p.read_text() for p in archived] == [content]
+
+
+def test_pid_reuse_is_not_mistaken_for_the_daemon(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    fake_claude.script([["commit"], ["hang"]])
+    detached(project, hermetic_env)
+    old = _kill_daemon_mid_iteration(project)
+    kill_tree(old["worker_pid"])
+    # The dead daemon's pid now "belongs" to an unrelated live process (a reused PID).
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        forged = {**old, "pid": stranger.pid, "pid_create_time": old["pid_create_time"] - 1000}
+        (project / ".unattended" / "state.json").write_text(json.dumps(forged))
+        (project / ".unattended" / "supervisor.pid").write_text(
+            f"{stranger.pid} {forged['pid_create_time']}\n"
+        )
+        status = json.loads(run_cli(["status", "--json"], hermetic_env, cwd=project).stdout)
+        assert status["status"] == "crashed" and status["alive"] is False
+        stop = run_cli(["stop", "--now"], hermetic_env, cwd=project)
+        assert stop.returncode == 0 and "no active run" in stop.stdout
+        assert pid_alive(stranger.pid)  # never signalled
+        fake_claude.script([["commit", "done"]])
+        proc = foreground(project, hermetic_env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert read_state(project)["run_id"] != old["run_id"]
+        assert pid_alive(stranger.pid)
+    finally:
+        stranger.kill()
+        stranger.wait()

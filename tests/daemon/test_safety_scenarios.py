@@ -13,8 +13,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import read_state, run_cli, wait_for, wait_terminal
 from tests.daemon.scenario import (
     detached,
@@ -107,14 +105,10 @@ def test_same_error_repeated_is_stuck(
     _assert_same_failure_stuck(project, foreground(project, hermetic_env), fake_claude)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="safety: failure_fingerprint keeps Anthropic request ids (req_011C...), so a "
-    "repeated API error quoting its request id never counts as the same failure",
-)
 def test_same_error_with_request_ids_is_stuck(
     project: Path, hermetic_env: dict[str, str], fake_claude
 ) -> None:
+    """Real API errors quote their request id (req_011C...): still the same failure."""
     write_toml(project, gutter_iterations=3)
     fake_claude.script(_same_error(["req_011CA1b2Xy", "req_011CQ9zzT4", "req_011CVk3mPq"]))
     _assert_same_failure_stuck(project, foreground(project, hermetic_env), fake_claude)
