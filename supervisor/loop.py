@@ -72,6 +72,8 @@ class RelayLoop(LoopEffects):
         self._last_watchdog = 0.0
         self._last_prompt: str | None = None
         self._alerts: set[tuple[str, str]] = set()
+        # A WatchdogSec= shorter than our tick would be missed: tick at least that often.
+        self.tick_s = min(TICK_S, getattr(sd, "watchdog_interval_s", None) or TICK_S)
         self.earlier = earlier_records(ctx.paths)  # the runway's fallback: this project's past
         self.slots = WorkerSlots(ctx.settings.max_parallel_workers, registry.state_dir(ctx.environ))
 
@@ -234,7 +236,7 @@ class RelayLoop(LoopEffects):
         self._set(RunStatus.RUNNING, worker_pid=self.worker.pid, worker_started_at=started)
         self._log(f"worker started (pid {self.worker.pid}, {mode} session)", number, kind="spawn")
         while not self.worker.finished:
-            self.worker.pump(TICK_S)
+            self.worker.pump(self.tick_s)
             self._tick()
         outcome = self.worker.record()
         self.worker = None

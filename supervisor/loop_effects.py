@@ -39,6 +39,7 @@ class LoopEffects:
     sd: Any
     worker: Any
     slots: WorkerSlots
+    tick_s: float
     stop_requested: bool
     _last_write: float
     _last_watchdog: float
@@ -53,7 +54,7 @@ class LoopEffects:
                 self._log("waiting for a worker slot (max_parallel_workers)", kind="slot_wait")
                 self._set(RunStatus.WAITING)
                 logged = True
-            self._sleep(TICK_S)
+            self._sleep(self.tick_s)
             self._tick()
             if self._should_stop_waiting():
                 return False
@@ -63,7 +64,7 @@ class LoopEffects:
             self.slots.last_error = None
         until = sys_calls.monotonic() + delay
         while sys_calls.monotonic() < until:
-            self._sleep(min(TICK_S, until - sys_calls.monotonic()))
+            self._sleep(min(self.tick_s, until - sys_calls.monotonic()))
             self._tick()
             if self._should_stop_waiting():
                 self.slots.release()
@@ -86,7 +87,7 @@ class LoopEffects:
         while sys_calls.time() < until and not (self.stop_requested or self.flags.stop_now):
             if sys_calls.time() >= deadline:
                 break
-            self._sleep(min(TICK_S, max(0.05, until - sys_calls.time())))
+            self._sleep(min(self.tick_s, max(0.05, until - sys_calls.time())))
             self._tick()
         self._set(RunStatus.WAITING, resume_at=None)
 
@@ -126,10 +127,11 @@ class LoopEffects:
             self._log(line, kind="control")
 
     def _watchdog(self, now: float) -> None:
-        interval = getattr(self.sd, "watchdog_interval_s", None)
-        if interval and now - self._last_watchdog >= interval:
-            self.sd.watchdog()
-            self._last_watchdog = now
+        """WATCHDOG=1 from the main loop itself, on the monotonic clock: a wall-clock step back
+        (NTP after a laptop wakes) must not silence it."""
+        del now
+        if hasattr(self.sd, "watchdog_if_due"):
+            self.sd.watchdog_if_due(sys_calls.monotonic())
 
     def _restore_state_dir(self) -> None:
         """A worker deleted .unattended/ (git clean -fdx): put back what we hold in memory."""
@@ -160,6 +162,9 @@ class LoopEffects:
 
     def _write(self) -> None:
         st = self.ctx.state
+        inhibitor = getattr(self, "inhibitor", None)
+        if inhibitor is not None:  # `.held` notices (and logs once) an inhibitor that died
+            st.inhibitor = inhibitor.describe() if inhibitor.held else None
         st.updated_at = datetime.fromtimestamp(sys_calls.time(), UTC)
         self._guard_disk(lambda: write_state(self.ctx.paths, st))
         self._last_write = sys_calls.time()
