@@ -489,7 +489,7 @@ def test_busy_burns_cpu_and_prints_nothing(fake: FakeClaude, repo: Path) -> None
 
 
 def test_spew_streams_without_holding_it_in_memory(fake: FakeClaude, repo: Path) -> None:
-    fake.script([[{"do": "spew", "mb": 150}, "done"]])
+    fake.script([[{"do": "spew", "mb": 300}, "done"]])
     proc = subprocess.Popen(
         [str(fake.bin), "-p", "x", *STREAM],
         cwd=repo,
@@ -513,6 +513,7 @@ def test_spew_streams_without_holding_it_in_memory(fake: FakeClaude, repo: Path)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     assert proc.returncode == 0 and partial == b""
-    assert total >= 150 * 1024 * 1024 and lines > 2000
+    assert total >= 300 * 1024 * 1024 and lines > 4000
     assert json.loads(last)["type"] == "result"
-    assert usage.ru_maxrss < 100 * 1024  # KiB on Linux: far below what it printed
+    # KiB on Linux: well below the 300 MiB printed (a loaded CI machine showed ~120 MiB peaks)
+    assert usage.ru_maxrss < 160 * 1024
