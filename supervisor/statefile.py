@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 from pathlib import Path
 
 from contracts.paths import RunPaths
@@ -21,8 +24,56 @@ def read_state(paths: RunPaths) -> RunState | None:
     return parse_state(text, paths.state)
 
 
+# Space kept aside so the final state can still be written when a worker fills the disk.
+RESERVE_NAME = ".disk-reserve"
+RESERVE_BYTES = 64 * 1024
+
+
+def _reserve_path(paths: RunPaths) -> Path:
+    return paths.root / RESERVE_NAME
+
+
+def keep_reserve(paths: RunPaths) -> None:
+    """Make sure the space reserve exists (real blocks, not a sparse file); best effort."""
+    reserve = _reserve_path(paths)
+    if reserve.exists() or not paths.root.is_dir():
+        return
+    try:
+        fd = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return
+    try:
+        os.write(fd, bytes(RESERVE_BYTES))
+    except OSError:  # the disk is already too full: a partial reserve would only take space
+        os.close(fd)
+        reserve.unlink(missing_ok=True)
+        return
+    os.close(fd)
+
+
+def release_reserve(paths: RunPaths) -> bool:
+    """Give the reserve's space back; True when there was one to give."""
+    try:
+        _reserve_path(paths).unlink()
+    except OSError:
+        return False
+    return True
+
+
 def write_state(paths: RunPaths, state: RunState) -> None:
-    atomic_write(paths.state, state.to_json())
+    """Atomic rewrite. On a full disk the reserve is given up so this record still lands whole
+    (a run that ends on ENOSPC says so in state.json), then ENOSPC is raised all the same: the
+    caller must know that the disk is full."""
+    text = state.to_json()
+    keep_reserve(paths)
+    try:
+        atomic_write(paths.state, text)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC or not release_reserve(paths):
+            raise
+        with contextlib.suppress(OSError):
+            atomic_write(paths.state, text)
+        raise
 
 
 def process_create_time(pid: int) -> float | None:
