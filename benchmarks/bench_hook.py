@@ -4,7 +4,7 @@ Run `python benchmarks/bench_hook.py [--runs 200] [--mb 5]`.
 
 - hook latency: wall time of real hook processes, in the three forms (`python -m supervisor
   hook context-meter`, the `unattended` script, and `worker_settings.hook_command()`'s
-  `python -I -S .../hook_fast.py`), fed a PostToolUse payload for a realistic transcript of
+  `python -I -S .../hook_script.py`), fed a PostToolUse payload for a realistic transcript of
   about --mb MB (text, multi-block tool_use messages written once per block, tool results of
   1-30 KB, a subagent sidechain, one compaction), P50/P99/max over --runs invocations; the same
   through the `unattended` console script when installed; `python -c pass` as the floor;
@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -118,21 +119,34 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[index]
 
 
-def time_processes(argv: list[str], payload: bytes, env: dict[str, str], runs: int) -> list[float]:
+CPU_MS: dict[str, list[float]] = {}
+
+
+def time_processes(
+    argv: list[str], payload: bytes, env: dict[str, str], runs: int, name: str = ""
+) -> list[float]:
+    """Wall milliseconds per run; the child's user+sys CPU goes to CPU_MS[name] (CPU time is
+    far less sensitive than wall time to other jobs on a shared machine)."""
     times = []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         proc = subprocess.run(argv, input=payload, env=env, capture_output=True, check=False)
         times.append((time.perf_counter() - start) * 1000)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        CPU_MS.setdefault(name, []).append(cpu * 1000)
         if proc.returncode != 0:
             raise SystemExit(f"hook failed: {proc.stderr.decode()}")
     return times
 
 
 def show(name: str, times: list[float]) -> None:
+    cpu = CPU_MS.get(name)
+    cpu_text = f"   CPU P50 {statistics.median(cpu):5.1f} ms" if cpu else ""
     print(
-        f"{name:<44} P50 {statistics.median(times):6.1f} ms   P99 {percentile(times, 99):6.1f} ms"
-        f"   max {max(times):6.1f} ms   (n={len(times)})"
+        f"{name:<48} P50 {statistics.median(times):6.1f} ms   P99 {percentile(times, 99):6.1f} ms"
+        f"   max {max(times):6.1f} ms{cpu_text}   (n={len(times)})"
     )
 
 
@@ -166,7 +180,7 @@ def bench_hook(base: Path, runs: int, mb: float) -> None:
          b""),
         ("python -m supervisor hook context-meter",
          [sys.executable, "-m", "supervisor", "hook", "context-meter"], payload),
-        ("python -I -S .../hook_fast.py (hook_command)", hook_command(Settings()), payload),
+        ("python -I -S .../hook_script.py (hook_command)", hook_command(Settings()), payload),
     ]  # fmt: skip
     script = shutil.which("unattended", path=str(Path(sys.executable).parent))
     if script:
@@ -175,7 +189,7 @@ def bench_hook(base: Path, runs: int, mb: float) -> None:
     times: dict[str, list[float]] = {name: [] for name, _, _ in forms}
     for _ in range(runs):
         for name, argv, stdin in forms:
-            times[name] += time_processes(argv, stdin, env, 1)
+            times[name] += time_processes(argv, stdin, env, 1, name)
     for name, _, _ in forms:
         show(name, times[name])
     meter = json.loads((state / "context-meter.json").read_text())
@@ -225,7 +239,7 @@ def bench_estimator() -> None:
         for _ in range(n):
             estimate_next(*args)
         per_call_us = (time.perf_counter() - start) / n * 1e6
-        print(f"{label:<44} {per_call_us:8.1f} µs per call (target < 10 ms)")
+        print(f"{label:<48} {per_call_us:8.1f} µs per call (target < 10 ms)")
 
 
 def main() -> None:

@@ -1,11 +1,12 @@
 """``unattended hook context-meter``: how full is this worker's context window?
 
 Claude Code runs this after every tool call of every worker (a PostToolUse hook given through
-``--settings``), so it is dispatched from ``supervisor.entry`` before the CLI framework loads and
-imports only ``json``, ``os``, ``sys``, ``time`` and ``fcntl``: typer, pydantic and ``anthropic``
-cost 60-1,100 ms to import. It reads only the tail of the transcript. It can also run as a
-script (``python -I -S .../hook_fast.py``), skipping ``site`` and never putting the worker's
-directory on ``sys.path``: see ``supervisor.worker_settings.hook_command``.
+``--settings``), so it is dispatched from ``supervisor.entry`` before the CLI framework loads,
+and imports only ``os``, ``sys``, ``time``, ``fcntl`` and the C half of ``json``: typer,
+pydantic and ``anthropic`` cost 60-1,100 ms to import. It reads only the tail of the
+transcript. ``supervisor/hook_script.py`` runs it under ``python -I -S``, skipping ``site`` and
+never putting the worker's directory on ``sys.path``: see
+``supervisor.worker_settings.hook_command``.
 
 The reading is the latest main-chain assistant message's usage (input + cache creation + cache
 read tokens): what the last request sent. Sidechain (subagent) lines have their own context and
@@ -18,7 +19,6 @@ use inside a worker.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -62,14 +62,88 @@ class MeterError(Exception):
     """A reading could not be taken; the message goes to context-meter.json."""
 
 
+# ----- JSON without importing ``json`` ---------------------------------------------------------
+# ``import json`` pulls in ``re``, ``enum`` and friends: ~13 ms of CPU per hook call here, most
+# of what the hook costs above the interpreter's own start. The C accelerator ``_json`` (what
+# ``json`` itself uses) parses and escapes just the same; ``json`` is the fallback.
+
+_WS = " \t\n\r"
+
+
+class _ScanContext:
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # NaN, Infinity, -Infinity
+
+
+try:
+    from _json import encode_basestring_ascii as _encode_str
+    from _json import make_scanner as _make_scanner
+
+    _scan = _make_scanner(_ScanContext())
+except (ImportError, AttributeError, TypeError):  # another interpreter: use the json module
+    _scan = _encode_str = None  # type: ignore[assignment]
+
+
+def loads(data: bytes | str) -> Any:
+    """``json.loads`` for hook input, transcript lines and the meter file; ValueError if bad."""
+    text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+    if _scan is None:
+        import json
+
+        return json.loads(text)
+    start, end = 0, len(text)
+    while start < end and text[start] in _WS:
+        start += 1
+    try:
+        obj, stop = _scan(text, start)
+    except RecursionError:
+        raise
+    except Exception:  # StopIteration, or (3.11) a SystemError from the C error path
+        raise ValueError("not JSON") from None
+    while stop < end and text[stop] in _WS:
+        stop += 1
+    if stop != end:
+        raise ValueError("extra data after the JSON value")
+    return obj
+
+
+def dumps(obj: Any) -> str:
+    """Compact ``json.dumps`` (ASCII, separators ``,`` and ``:``) of plain data."""
+    if _encode_str is None:
+        import json
+
+        return json.dumps(obj, separators=(",", ":"))
+    if obj is None:
+        return "null"
+    if obj is True:
+        return "true"
+    if obj is False:
+        return "false"
+    if isinstance(obj, str):
+        return _encode_str(obj)
+    if isinstance(obj, int):
+        return int.__repr__(obj)
+    if isinstance(obj, float):
+        return float.__repr__(obj) if obj == obj and obj not in (1e999, -1e999) else "null"
+    if isinstance(obj, dict):
+        return "{" + ",".join(f"{_encode_str(str(k))}:{dumps(v)}" for k, v in obj.items()) + "}"
+    if isinstance(obj, list | tuple):
+        return "[" + ",".join(dumps(v) for v in obj) + "]"
+    return _encode_str(str(obj))
+
+
 # ----- transcript lines (shared with supervisor.context_meter) --------------------------------
 
 
 def parse_line(raw: bytes) -> dict[str, Any] | None:
     """One transcript line as a dict, or None for blank, torn or non-object lines."""
     try:
-        obj = json.loads(raw)
-    except ValueError:
+        obj = loads(raw)
+    except (ValueError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None
 
@@ -182,11 +256,8 @@ def _window(environ: dict[str, str], model: str | None) -> int:
             return window
     except (KeyError, ValueError):
         pass
-    try:  # stdlib-only; imported only when the daemon did not give the window
-        from contracts.models_table import table_window
-    except ImportError:  # run as a script with -I -S: the packages sit next to this one
-        sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        from contracts.models_table import table_window
+    from contracts.models_table import table_window  # stdlib-only; when the env lacks it
+
     return table_window(model)
 
 
@@ -217,7 +288,7 @@ def record(state_dir: str | None, reading: dict[str, Any] | None, error: str | N
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         try:
             with open(target, "rb") as f:
-                data = json.loads(f.read())
+                data = loads(f.read())
             if not isinstance(data, dict):
                 data = {}
         except (OSError, ValueError):
@@ -241,64 +312,12 @@ def record(state_dir: str | None, reading: dict[str, Any] | None, error: str | N
         tmp = f"{target}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, (json.dumps(data, indent=1) + "\n").encode())
+            os.write(fd, (dumps(data) + "\n").encode())
         finally:
             os.close(fd)
         os.replace(tmp, target)
     finally:
         os.close(lock_fd)  # releases the lock
-
-
-def _api_tokens(path: str, model: str | None) -> int:
-    """Token count of the conversation since the last compaction, from the API's counting
-    endpoint (the ``anthropic`` package, imported only here; key from the environment)."""
-    import anthropic
-
-    messages = conversation_messages(path)
-    if not messages:
-        raise MeterError("api: no messages to count")
-    client = anthropic.Anthropic(max_retries=0, timeout=10.0)
-    api_model = (model or "claude-sonnet-4-5").replace("[1m]", "")
-    return int(client.messages.count_tokens(model=api_model, messages=messages).input_tokens)
-
-
-def conversation_messages(path: str) -> list[dict[str, Any]]:
-    """Main-chain user/assistant messages after the last compaction, merged into alternating
-    API messages (thinking blocks dropped: they cannot be replayed without signatures)."""
-    out: list[dict[str, Any]] = []
-    with open(path, "rb") as f:
-        for raw in f:
-            obj = parse_line(raw)
-            if obj is None:
-                continue
-            if is_compact_boundary(obj):
-                out = []
-                continue
-            if obj.get("type") not in ("user", "assistant") or obj.get("isSidechain"):
-                continue
-            message = obj.get("message")
-            if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-                continue
-            content = message.get("content")
-            if isinstance(content, str):
-                blocks = [{"type": "text", "text": content}]
-            elif isinstance(content, list):
-                blocks = [
-                    b
-                    for b in content
-                    if isinstance(b, dict) and b.get("type") in ("text", "tool_use", "tool_result")
-                ]
-            else:
-                continue
-            if not blocks:
-                continue
-            if out and out[-1]["role"] == message["role"]:
-                out[-1]["content"].extend(blocks)
-            else:
-                out.append({"role": message["role"], "content": blocks})
-    while out and out[0]["role"] != "user":
-        out.pop(0)
-    return out
 
 
 def _parse_args(argv: list[str], environ: dict[str, str]) -> str:
@@ -329,7 +348,9 @@ def measure(
     used_source, api_error = "transcript", None
     if source == "api" and not compacted:
         try:
-            counted = _api_tokens(path, model)
+            from supervisor.hook_api import api_tokens
+
+            counted = api_tokens(path, model)
             if counted > tokens:
                 tokens, used_source = counted, "api"
         except Exception as exc:  # fail open: the transcript reading stands
@@ -365,7 +386,7 @@ def measure(
 def hook_output(text: str) -> str:
     """The exact JSON Claude Code reads from a PostToolUse hook's stdout."""
     doc = {"hookSpecificOutput": {"hookEventName": "PostToolUse", "additionalContext": text}}
-    return json.dumps(doc, separators=(",", ":"))
+    return dumps(doc)
 
 
 def run_hook(argv: list[str]) -> int:
@@ -377,8 +398,8 @@ def run_hook(argv: list[str]) -> int:
         source = _parse_args(argv, environ)
         raw = sys.stdin.buffer.read() if sys.stdin is not None else b""
         try:
-            hook_input = json.loads(raw) if raw.strip() else None
-        except ValueError:
+            hook_input = loads(raw) if raw.strip() else None
+        except (ValueError, RecursionError):
             hook_input = None
         state_dir = _state_dir(environ, hook_input if isinstance(hook_input, dict) else None)
         if hook_input is None:
@@ -405,7 +426,3 @@ def _safe_record(state_dir: str | None, reading: dict[str, Any] | None, error: s
         record(state_dir, reading, error)
     except Exception:  # recording is best effort; the worker comes first
         pass
-
-
-if __name__ == "__main__":  # `python -I -S .../supervisor/hook_fast.py`: see worker_settings
-    raise SystemExit(run_hook(sys.argv[1:]))

@@ -32,14 +32,14 @@ def hook_command(settings: Settings | None = None) -> list[str]:
 
     ``python -I`` keeps the worker's directory (its cwd) off ``sys.path``: with ``python -m
     supervisor`` a project holding ``json.py`` or its own ``supervisor/`` package would shadow
-    ours. ``-S`` skips ``site`` (an editable install's finder alone costs ~15 ms) and is used
-    unless the ``api`` context source needs the ``anthropic`` package from site-packages.
+    ours, and the hook would crash instead of failing open. ``-S`` skips ``site`` (an editable
+    install's finder alone costs ~15 ms) unless the ``api`` context source needs the
+    ``anthropic`` package from site-packages.
     """
-    import supervisor.hook_fast as fast
-
     source = settings.context_source if settings is not None else "transcript"
     flags = ["-I"] if source == "api" else ["-I", "-S"]
-    return [sys.executable, *flags, str(Path(fast.__file__).resolve()), "--context-source", source]
+    script = Path(__file__).resolve().with_name("hook_script.py")
+    return [sys.executable, *flags, str(script), "--context-source", source]
 
 
 def settings_document(hook_command: list[str]) -> dict:

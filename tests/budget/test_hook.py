@@ -288,3 +288,22 @@ def test_env_names_match_the_contract() -> None:
 
     for name in ("ENV_CONTEXT_WINDOW", "ENV_WARN_PCT", "ENV_STOP_PCT", "ENV_STATE_DIR"):
         assert getattr(fast, name) == getattr(contract, name)
+
+
+def test_script_form_imports_neither_json_nor_re(tmp_path: Path, env: dict) -> None:
+    from contracts.settings import Settings
+    from supervisor.worker_settings import hook_command
+
+    t = Transcript(tmp_path / "t.jsonl").user().assistant("m1", input_tokens=150_000)
+    command = hook_command(Settings())
+    proc = subprocess.run(
+        [command[0], "-X", "importtime", *command[1:]],
+        input=hook_input(t.write()),
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert proc.stdout.decode() == WARN_150K
+    modules = {line.split("|")[-1].strip() for line in proc.stderr.decode().splitlines()}
+    assert "_json" in modules or "json" not in modules
+    assert not modules & {"json", "re", "pydantic", "typer", "anthropic", "typing"}
