@@ -126,15 +126,15 @@ def test_raw_iteration_log_is_capped_keeping_head_and_tail(
 def test_old_runs_and_their_snapshots_are_pruned(
     project: Path, hermetic_env: dict[str, str], fake_claude
 ) -> None:
-    write_toml(project, keep_runs=2)
+    write_toml(project, keep_runs=1)
     fake_claude.script([["commit", "done"]])
     run_ids = []
-    for _ in range(4):
+    for _ in range(3):
         proc = foreground(project, hermetic_env)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         run_ids.append(read_state(project)["run_id"])
     archived = sorted(p.name for p in (project / ".unattended" / "runs").iterdir())
-    assert archived == run_ids[1:3]  # keep_runs archived runs; the oldest went
+    assert archived == run_ids[1:2]  # keep_runs archived runs; the oldest went
     refs = git(project, "for-each-ref", "--format=%(refname)", "refs/unattended/").splitlines()
     assert refs and all(f"/{run_ids[-1]}/" in ref for ref in refs)  # a done run keeps its own
     assert "pruned" in run_log(project)
