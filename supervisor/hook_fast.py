@@ -312,10 +312,14 @@ def record(state_dir: str | None, reading: dict[str, Any] | None, error: str | N
         tmp = f"{target}.{os.getpid()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, (dumps(data) + "\n").encode())
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
+            try:
+                os.write(fd, (dumps(data) + "\n").encode())
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+        except OSError:
+            os.unlink(tmp)  # a full disk must not leave temp files behind
+            raise
     finally:
         os.close(lock_fd)  # releases the lock
 

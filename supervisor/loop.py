@@ -72,6 +72,7 @@ class RelayLoop(LoopEffects):
         self._last_watchdog = 0.0
         self._last_prompt: str | None = None
         self._alerts: set[tuple[str, str]] = set()
+        self._planned_model = self.model  # the model the last worker was asked for
         # A WatchdogSec= shorter than our tick would be missed: tick at least that often.
         self.tick_s = min(TICK_S, getattr(sd, "watchdog_interval_s", None) or TICK_S)
         self.earlier = earlier_records(ctx.paths)  # the runway's fallback: this project's past
@@ -157,6 +158,7 @@ class RelayLoop(LoopEffects):
         else:  # a fresh session, or a resumed one whose prompt file changed: the full prompt
             prompt = build_prompt(user_prompt, self.pending_handoff, self.prompt_note)
         self._last_prompt = user_prompt
+        self._planned_model = self.model
         self.pending_handoff = None
         return it.WorkerPlan(number, prompt, self.model, resume)
 
@@ -165,8 +167,8 @@ class RelayLoop(LoopEffects):
         if policy == "fresh" or not self.ctx.history:
             return None
         last = self.ctx.history[-1]
-        if not last.session_id or last.handed_off or last.model != self.model and last.model:
-            return None
+        if not last.session_id or last.handed_off or self._planned_model != self.model:
+            return None  # a handoff or a model change (escalation) starts a fresh session
         if policy == "continue":
             return last.session_id if last.saw_result and not last.is_error else None
         from safety.budget import context_band
@@ -182,7 +184,13 @@ class RelayLoop(LoopEffects):
         return last.session_id if made_progress and band == "normal" else None
 
     def _context_window(self, record: IterationRecord | None = None) -> int:
+        """The window of ``record``'s model, or of the next worker's: the last reported window
+        when the model has not changed (the CLI's default model may be a 1M one)."""
         from contracts.models_table import context_window_for
+
+        last = self.ctx.history[-1] if self.ctx.history else None
+        if record is None and last and last.context_window and self.model in (None, last.model):
+            record = last
 
         return context_window_for(
             record.model if record else self.model,
@@ -192,16 +200,20 @@ class RelayLoop(LoopEffects):
 
     def _iterate(self) -> IterationRecord:
         from supervisor.worker import SpawnError, Worker, WorkerSpec
-        from supervisor.worker_settings import hook_env, write_worker_settings
+        from supervisor.worker_settings import hook_command, hook_env, write_worker_settings
 
         ctx, st, s = self.ctx, self.ctx.state, self.ctx.settings
         number = st.iteration + 1
         plan = self._plan(number)
         before = it.git_point(ctx.project, ctx.git_dir, st.run_id, number, "before", s, self._warn)
-        settings_file = write_worker_settings(ctx.paths, hook_command())
+        settings_file = write_worker_settings(ctx.paths, hook_command(s))
         argv = it.build_argv(s, plan, settings_file)
         env = it.worker_env(
-            ctx.environ, ctx.project, st.run_id, number, hook_env(s, self._context_window())
+            ctx.environ,
+            ctx.project,
+            st.run_id,
+            number,
+            hook_env(s, self._context_window(), ctx.paths),
         )
         ensure_private_dir(ctx.paths.iterations)
         spec = WorkerSpec(
@@ -404,9 +416,3 @@ class RelayLoop(LoopEffects):
         )
         self._notify(status.value, verdict.reason, self._summary())
         return status.exit_code
-
-
-def hook_command() -> list[str]:
-    import sys
-
-    return [sys.executable, "-m", "supervisor", "hook", "context-meter"]

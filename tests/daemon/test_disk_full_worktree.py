@@ -73,11 +73,6 @@ def test_worker_filling_the_disk_fails_the_run_and_keeps_state_whole(
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hook_fast: the context-meter write leaves context-meter.json.<pid>.tmp behind on "
-    "ENOSPC (no unlink on failure)",
-)
 def test_disk_full_leaves_no_temp_files(
     small_project: Path, hermetic_env: dict[str, str], fake_claude
 ) -> None:

@@ -13,8 +13,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import read_state, run_cli, wait_for, wait_terminal
 from tests.daemon.scenario import (
     detached,
@@ -352,11 +350,6 @@ def test_a_worker_ended_by_the_timeout_is_not_a_crash(
     assert "relaunching in" not in run_log(project)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loop: _session_to_resume compares the stream's model name with the requested one "
-    "(None without --model, an alias such as 'opus' with it), so a session is never resumed",
-)
 def test_a_session_that_made_progress_is_resumed_without_model_option(
     project: Path, hermetic_env: dict[str, str], fake_claude
 ) -> None:
