@@ -200,10 +200,17 @@ SUBCOMMANDS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def _register_subcommands() -> None:
+def _register_subcommands(args: list[str]) -> None:
+    """Add the commands that live in their own modules. When the first argument names a
+    command, only that one is imported (start-up time is the budget); for help, typos and
+    no arguments, all of them."""
     import importlib
 
-    for module_name, attr, name, kind in SUBCOMMANDS:
+    first = args[0] if args else None
+    if first in BUILTIN_COMMANDS:
+        return
+    wanted = [entry for entry in SUBCOMMANDS if entry[2] == first] or list(SUBCOMMANDS)
+    for module_name, attr, name, kind in wanted:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -217,8 +224,11 @@ def _register_subcommands() -> None:
             app.command(name)(target)
 
 
+BUILTIN_COMMANDS = frozenset({"start", "status", "stop", "logs", "demo"})
+
+
 def run_cli(args: list[str]) -> int:
-    _register_subcommands()
+    _register_subcommands(args)
     try:
         app(args=args, prog_name="unattended", standalone_mode=True)
     except SystemExit as exc:

@@ -12,8 +12,6 @@ from typing import Annotated
 
 import typer
 
-from contracts.timefmt import fmt_duration
-
 
 def ps(
     json_out: Annotated[
@@ -47,6 +45,8 @@ def ps(
 
 def elapsed_text(row, now: datetime) -> str:  # noqa: ANN001 - row: RunEntry
     """Time since the run started; for a dead daemon, up to its last state write."""
+    from contracts.timefmt import fmt_duration
+
     end = now if row.alive or row.updated_at is None else row.updated_at
     return fmt_duration(max(0.0, (end - row.started_at).total_seconds()))
 

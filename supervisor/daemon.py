@@ -59,7 +59,6 @@ def _report(fd: int | None, message: str) -> None:
 
 def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -> int:
     """The daemon's whole life. Returns its exit code (see contracts.exit_codes)."""
-    from supervisor.loop import RelayLoop, RunContext
     from supervisor.runs import begin_run
     from supervisor.signals import SignalFlags
     from supervisor.statefile import process_create_time, write_pid_file, write_state
@@ -86,6 +85,9 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
     write_pid_file(paths.pid, pid, state.pid_create_time)
     _report(ready_fd, f"ready {pid} {state.run_id}")
     _register(req, state, log)  # after the handshake: `start` need not wait for it
+
+    # The loop's modules are imported after the handshake: `start` returns without them.
+    from supervisor.loop import RelayLoop, RunContext
 
     log.separator(f"run {state.run_id}")
     log.event(start.note, kind="start")
