@@ -93,7 +93,7 @@ def parse_state(text: str, path: Path) -> RunState:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise StateFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise StateFileError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
     if not isinstance(raw, dict):
         raise StateFileError(f"{path}: expected a JSON object")
     version = raw.get("schema_version")
