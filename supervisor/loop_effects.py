@@ -118,7 +118,9 @@ class LoopEffects:
         if now - self._last_write >= HEARTBEAT_S:
             self._write()
         self._watchdog(now)
-        proctree.reap_orphans()  # tool processes that detached and later exited
+        if self.flags.child_exited:  # only then: a scan of our children costs ~1 ms
+            self.flags.child_exited = False
+            proctree.reap_orphans()  # tool processes that detached and later exited
 
     def _apply_control(self, now: float) -> None:
         from supervisor.control import apply_pending

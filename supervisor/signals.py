@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 class SignalFlags:
     stop_now: bool = False
     escalate: bool = False
+    child_exited: bool = True  # SIGCHLD seen: there may be adopted orphans to reap
     received: list[str] = field(default_factory=list)
 
     def _handle(self, signum: int, _frame: object) -> None:
@@ -27,6 +28,10 @@ class SignalFlags:
             signal.signal(sig, self._handle)
         # No terminal to hang up on: a detached daemon must not die with the shell.
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, self._child)
+
+    def _child(self, _signum: int, _frame: object) -> None:
+        self.child_exited = True
 
     @property
     def first_signal(self) -> str | None:
