@@ -163,25 +163,18 @@ class RelayLoop(LoopEffects):
         return it.WorkerPlan(number, prompt, self.model, resume)
 
     def _session_to_resume(self) -> str | None:
-        policy = self.ctx.settings.session_policy
-        if policy == "fresh" or not self.ctx.history:
-            return None
-        last = self.ctx.history[-1]
-        if not last.session_id or last.handed_off or self._planned_model != self.model:
-            return None  # a handoff or a model change (escalation) starts a fresh session
-        if policy == "continue":
-            return last.session_id if last.saw_result and not last.is_error else None
-        from safety.budget import context_band
+        from safety.session import session_to_resume
 
-        window = last.context_window or self._context_window(last)
-        band = context_band(
-            last.context_peak_tokens,
-            window,
-            self.ctx.settings.context_warn_pct,
-            self.ctx.settings.context_stop_pct,
+        last = self.ctx.history[-1] if self.ctx.history else None
+        s = self.ctx.settings
+        return session_to_resume(
+            last,
+            s.session_policy,
+            model_changed=self._planned_model != self.model,
+            window=(last.context_window or self._context_window(last)) if last else 0,
+            warn_pct=s.context_warn_pct,
+            stop_pct=s.context_stop_pct,
         )
-        made_progress = last.made_progress and last.saw_result and not last.is_error
-        return last.session_id if made_progress and band == "normal" else None
 
     def _context_window(self, record: IterationRecord | None = None) -> int:
         """The window of ``record``'s model, or of the next worker's: the last reported window
