@@ -44,6 +44,7 @@ DEFAULT_WARN_PCT = 70.0
 DEFAULT_STOP_PCT = 85.0
 FIRST_TAIL_BYTES = 64 * 1024
 MAX_TAIL_BYTES = 64 * 1024 * 1024
+LAG_BUDGET_S = 0.5  # at most this long for the CLI to write the tool call's message
 
 WARN_TEXT = (
     "unattended context meter: your context window is {pct:.1f}% full ({tokens:,} of {window:,} "
@@ -228,6 +229,22 @@ def latest_context(path: str) -> tuple[int | None, str | None]:
             chunk *= 4
 
 
+def wait_for_line(path: str, needle: bytes, budget_s: float = LAG_BUDGET_S) -> bool:
+    """The CLI may run the hook a moment before it appends the assistant message that called
+    the tool: wait (briefly, only then) until the transcript's tail names the tool call, so
+    the reading is of this request and not the one before."""
+    deadline = time.monotonic() + budget_s
+    while True:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(max(0, size - FIRST_TAIL_BYTES))
+            if needle in f.read():
+                return True
+        if time.monotonic() >= deadline:
+            return False  # measure what is there: a reading one message late beats none
+        time.sleep(0.005)
+
+
 # ----- the hook ----------------------------------------------------------------------------
 
 
@@ -343,7 +360,10 @@ def measure(
     path = hook_input.get("transcript_path")
     if not isinstance(path, str) or not path:
         raise MeterError("hook input has no transcript_path")
+    tool_use_id = hook_input.get("tool_use_id")
     try:
+        if isinstance(tool_use_id, str) and tool_use_id:
+            wait_for_line(path, tool_use_id.encode())
         tokens, model = latest_context(path)
     except OSError as exc:
         raise MeterError(f"cannot read the transcript {path}: {exc.strerror or exc}") from None
