@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import statistics
@@ -157,6 +158,8 @@ def bench_hook(base: Path, runs: int, mb: float) -> None:
 
     transcript = base / "transcript.jsonl"
     context = make_transcript(transcript, mb)
+    # The hook follows the newest tool call, whose message the transcript already holds.
+    last_tool = re.findall(r'"id":\s*"(toolu_\d+)"', transcript.read_text())[-1]
     state = base / ".unattended"
     env = {
         **os.environ,
@@ -169,7 +172,7 @@ def bench_hook(base: Path, runs: int, mb: float) -> None:
     payload = json.dumps({
         "session_id": "bench-session", "transcript_path": str(transcript), "cwd": str(base),
         "hook_event_name": "PostToolUse", "tool_name": "Bash",
-        "tool_input": {"command": "pytest -q"}, "tool_use_id": "toolu_x",
+        "tool_input": {"command": "pytest -q"}, "tool_use_id": last_tool,
         "tool_response": {"stdout": "z" * 20_000, "stderr": "", "interrupted": False},
     }).encode()  # fmt: skip
     size_mb = transcript.stat().st_size / 1024 / 1024
