@@ -283,9 +283,12 @@ def test_sigint_during_bash_is_a_clean_stop(
             stopped_after = time.monotonic() - signalled
         posts = api.message_requests()
 
-    assert proc.returncode == 1, stderr
-    assert stopped_after < 10
     events = parse_stream(stdout)
+    # The result says error_during_execution every time, but the exit code races: 1 mostly,
+    # 0 in about a third of runs here (CLI 2.1.197). We never rely on it: the supervisor knows
+    # it stopped the worker (ended_by "stop").
+    assert proc.returncode in (0, 1), (stderr, events[-3:])
+    assert stopped_after < 10
     assert events[-1]["type"] == "result", events[-1]
     assert events[-1]["subtype"] == "error_during_execution"
     assert events[-1]["is_error"] is True

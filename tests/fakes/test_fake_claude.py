@@ -5,6 +5,7 @@ Every test runs the fake as a real child process through the fixture's `claude` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -498,8 +499,13 @@ def test_spew_streams_without_holding_it_in_memory(fake: FakeClaude, repo: Path)
         stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None
-    total, lines, partial, last = 0, 0, b"", b""
+    import psutil
+
+    watched = psutil.Process(proc.pid)
+    total, lines, partial, last, peak = 0, 0, b"", b"", 0
     while chunk := proc.stdout.read(1 << 20):
+        with contextlib.suppress(psutil.Error):
+            peak = max(peak, watched.memory_info().rss)
         total += len(chunk)
         parts = (partial + chunk).split(b"\n")
         partial = parts.pop()
@@ -515,5 +521,6 @@ def test_spew_streams_without_holding_it_in_memory(fake: FakeClaude, repo: Path)
     assert proc.returncode == 0 and partial == b""
     assert total >= 300 * 1024 * 1024 and lines > 4000
     assert json.loads(last)["type"] == "result"
-    # KiB on Linux: well below the 300 MiB printed (a loaded CI machine showed ~120 MiB peaks)
-    assert usage.ru_maxrss < 160 * 1024
+    del usage
+    # Sampled while it printed (ru_maxrss proved unreliable inside the full suite).
+    assert 0 < peak < 100 * 1024 * 1024
