@@ -179,13 +179,15 @@ def bench_idle_and_spew(base: Path, env: dict[str, str], gib: float) -> None:
     rss_idle = daemon.memory_info().rss
     print(f"daemon while a worker sleeps: RSS {rss_idle / 2**20:.1f} MiB, "
           f"CPU {100 * used / (t1 - t0):.3f} % over {t1 - t0:.0f} s")  # fmt: skip
-    peak = rss_idle
+    peak = last = rss_idle
     t_spew = time.monotonic()
     while True:
         try:
-            peak = max(peak, daemon.memory_info().rss)
+            rss = daemon.memory_info().rss
         except psutil.NoSuchProcess:
             break
+        if rss:  # 0 once the daemon is a zombie
+            peak, last = max(peak, rss), rss
         if (
             state(repo)["status"] in ("done", "failed", "stuck", "capped")
             or state(repo)["iteration"] >= 3
@@ -193,10 +195,7 @@ def bench_idle_and_spew(base: Path, env: dict[str, str], gib: float) -> None:
             break
         time.sleep(0.2)
     spew_s = time.monotonic() - t_spew
-    try:
-        after = daemon.memory_info().rss
-    except psutil.NoSuchProcess:
-        after = peak
+    after = last
     print(f"daemon RSS after a worker printed {gib:g} GiB: {after / 2**20:.1f} MiB "
           f"(peak {peak / 2**20:.1f} MiB; the iteration took {spew_s:.0f} s)")  # fmt: skip
     wait_ended(repo, 600)

@@ -83,14 +83,14 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
     log.run_id = state.run_id
     write_state(paths, state)
     write_pid_file(paths.pid, pid, state.pid_create_time)
+    log.separator(f"run {state.run_id}")  # run.log exists once `start` returns
+    log.event(start.note, kind="start")
     _report(ready_fd, f"ready {pid} {state.run_id}")
     _register(req, state, log)  # after the handshake: `start` need not wait for it
 
     # The loop's modules are imported after the handshake: `start` returns without them.
     from supervisor.loop import RelayLoop, RunContext
 
-    log.separator(f"run {state.run_id}")
-    log.event(start.note, kind="start")
     sd, inhibitor = _platform_bookends(req, state, log)
     ctx = RunContext(
         project=req.project,
