@@ -128,6 +128,7 @@ def bench_start(base: Path, env: dict[str, str]) -> None:
     print(f"start → ready (CLI wall time): median {statistics.median(times) * 1000:.0f} ms, "
           f"min {min(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms")  # fmt: skip
     repo = base / "start0"
+    time.sleep(2)  # let the stopped daemons finish exiting: measure status on a calm machine
     t = []
     for _ in range(10):
         t0 = time.perf_counter()
