@@ -41,7 +41,8 @@ def archive_previous(paths: RunPaths, old: RunState | None) -> str | None:
     movable = [paths.state, paths.iterations, paths.telemetry, paths.handoff, paths.context_meter]
     if not any(p.exists() for p in movable):
         return None
-    run_id = old.run_id if old else f"unknown-{int(sys_calls.time())}"
+    stamp = datetime.fromtimestamp(sys_calls.time(), UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_id = old.run_id if old else f"unknown-{stamp}"  # sorts with run ids once unprefixed
     dest = paths.runs / run_id
     if dest.exists():
         dest = paths.runs / f"{run_id}-{int(sys_calls.time())}"
@@ -56,7 +57,11 @@ def prune_archived_runs(paths: RunPaths, keep: int) -> list[str]:
     """Remove the oldest archived runs beyond ``keep``; returns their run ids."""
     if not paths.runs.is_dir():
         return []
-    runs = sorted(p for p in paths.runs.iterdir() if p.is_dir())
+    # Oldest first by the timestamp in the name (`unknown-<ts>` for an unreadable state).
+    runs = sorted(
+        (p for p in paths.runs.iterdir() if p.is_dir()),
+        key=lambda p: p.name.removeprefix("unknown-"),
+    )
     doomed = runs[: max(0, len(runs) - keep)]
     for run_dir in doomed:
         shutil.rmtree(run_dir, ignore_errors=True)
