@@ -153,7 +153,7 @@ def show(name: str, times: list[float]) -> None:
 
 def bench_hook(base: Path, runs: int, mb: float) -> None:
     from contracts.settings import Settings
-    from supervisor.hook_fast import latest_context
+    from supervisor.transcript_tail import latest_context
     from supervisor.worker_settings import hook_command
 
     transcript = base / "transcript.jsonl"

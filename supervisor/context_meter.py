@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supervisor.hook_fast import as_int, assistant_usage, latest_context, parse_line
+from supervisor.transcript_tail import as_int, assistant_usage, latest_context, parse_line
 
 __all__ = [
     "UsageTotals",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from supervisor.hook_fast import MeterError, is_compact_boundary, parse_line
+from supervisor.transcript_tail import MeterError, is_compact_boundary, parse_line
 
 COUNTED_BLOCKS = ("text", "tool_use", "tool_result")
 FALLBACK_MODEL = "claude-sonnet-4-5"
