@@ -286,7 +286,8 @@ def test_env_names_match_the_contract() -> None:
     import contracts.hook as contract
     import supervisor.hook_fast as fast
 
-    names = ("ENV_CONTEXT_WINDOW", "ENV_WARN_PCT", "ENV_STOP_PCT", "ENV_STATE_DIR", "ENV_CONTEXT_SOURCE")
+    names = ("ENV_CONTEXT_WINDOW", "ENV_WARN_PCT", "ENV_STOP_PCT", "ENV_STATE_DIR")
+    names += ("ENV_CONTEXT_SOURCE",)
     for name in names:
         assert getattr(fast, name) == getattr(contract, name)
 
