@@ -86,7 +86,7 @@ def _print_list(project: Path) -> None:
 
 
 def _restore(project: Path, ref: str, branch: str, with_ignored: bool) -> None:
-    from supervisor.snapshots import restore_snapshot
+    from supervisor.snapshot_restore import restore_snapshot
 
     result = restore_snapshot(project, ref, branch, with_ignored=with_ignored)
     short = result.ref.removeprefix("refs/unattended/")

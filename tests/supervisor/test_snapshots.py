@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from supervisor.snapshot_restore import restore_snapshot
 from supervisor.snapshots import (
     SnapshotError,
     list_snapshots,
     prune_snapshots,
-    restore_snapshot,
     take_snapshot,
 )
 
