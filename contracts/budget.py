@@ -7,12 +7,12 @@ by ``supervisor.ledger``; readers reject versions they cannot read with ``Ledger
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.timefmt import UtcDatetime
+from contracts.versioned import parse_versioned
 
 SCHEMA_VERSION = 1
 DEFAULT_BUDGET = 200_000  # tokens, as in the budget-monitor design (safety.budget agrees)
@@ -57,20 +57,4 @@ class BudgetLedger(BaseModel):
 
     @classmethod
     def from_json(cls, text: str, where: str = "budget.json") -> BudgetLedger:
-        try:
-            raw = json.loads(text)
-        except ValueError as exc:
-            raise LedgerFileError(f"{where} is not valid JSON: {exc}") from None
-        if not isinstance(raw, dict):
-            raise LedgerFileError(f"{where} does not hold a JSON object")
-        version = raw.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise LedgerFileError(
-                f"{where} has schema_version {version!r}; this version reads {SCHEMA_VERSION}"
-            )
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "(top)"
-            raise LedgerFileError(f"{where}: {field}: {first['msg']}") from None
+        return parse_versioned(cls, text, where, SCHEMA_VERSION, LedgerFileError)

@@ -13,14 +13,14 @@ Unknown fields are rejected (a newer CLI's request is refused whole, not half-ap
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.timefmt import UtcDatetime
+from contracts.versioned import parse_versioned
 
 SCHEMA_VERSION = 1
 CAP_FIELDS = ("hours", "max_iterations", "max_cost_usd")
@@ -60,21 +60,4 @@ class ControlRequest(BaseModel):
 
 def parse_control(text: str, path: Path) -> ControlRequest:
     """Parse control.json text, turning every failure into one clear ``ControlFileError``."""
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ControlFileError(f"{path}: not valid JSON ({exc.msg})") from None
-    if not isinstance(raw, dict):
-        raise ControlFileError(f"{path}: expected a JSON object")
-    if raw.get("schema_version") != SCHEMA_VERSION:
-        raise ControlFileError(
-            f"{path}: schema_version {raw.get('schema_version')!r} is not supported "
-            f"(this unattended reads {SCHEMA_VERSION})"
-        )
-    try:
-        return ControlRequest.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
-        msg = first["msg"].removeprefix("Value error, ")
-        raise ControlFileError(f"{path}: field {where}: {msg}") from None
+    return parse_versioned(ControlRequest, text, path, SCHEMA_VERSION, ControlFileError)

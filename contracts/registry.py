@@ -8,13 +8,13 @@ dead, or reused by another process (different ``pid_create_time``).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from contracts.timefmt import UtcDatetime
+from contracts.versioned import parse_versioned
 
 SCHEMA_VERSION = 1
 
@@ -67,20 +67,4 @@ class RunEntry(BaseModel):
 
 def parse_entry(text: str, path: Path) -> RegistryEntry:
     """Parse one registry file, turning every failure into one clear ``RegistryError``."""
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RegistryError(f"{path}: not valid JSON ({exc.msg})") from None
-    if not isinstance(raw, dict):
-        raise RegistryError(f"{path}: expected a JSON object")
-    if raw.get("schema_version") != SCHEMA_VERSION:
-        raise RegistryError(
-            f"{path}: schema_version {raw.get('schema_version')!r} is not supported "
-            f"(this unattended reads {SCHEMA_VERSION})"
-        )
-    try:
-        return RegistryEntry.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
-        raise RegistryError(f"{path}: field {where}: {first['msg']}") from None
+    return parse_versioned(RegistryEntry, text, path, SCHEMA_VERSION, RegistryError)

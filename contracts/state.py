@@ -5,14 +5,14 @@ Readers reject versions they cannot read with a clear error (``StateFileError``)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.status import Outcome, RunStatus
 from contracts.timefmt import UtcDatetime
+from contracts.versioned import parse_versioned
 
 SCHEMA_VERSION = 1
 
@@ -90,21 +90,4 @@ class RunState(BaseModel):
 
 def parse_state(text: str, path: Path) -> RunState:
     """Parse state.json text, turning every failure into one clear ``StateFileError``."""
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StateFileError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(raw, dict):
-        raise StateFileError(f"{path}: expected a JSON object")
-    version = raw.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise StateFileError(
-            f"{path}: schema_version {version!r} is not supported (this unattended reads "
-            f"{SCHEMA_VERSION})"
-        )
-    try:
-        return RunState.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
-        raise StateFileError(f"{path}: field {where}: {first['msg']}") from None
+    return parse_versioned(RunState, text, path, SCHEMA_VERSION, StateFileError)
