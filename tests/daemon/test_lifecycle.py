@@ -389,3 +389,26 @@ def test_runway_uses_earlier_runs_for_a_new_run(
     assert state["status"] == "capped" and state["iteration"] == 0
     assert "needs ~$0.30" in state["stop_reason"], state["stop_reason"]
     assert len(fake_claude.calls()) == 1
+
+
+def test_killed_worker_is_priced_from_its_transcript(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    usage = {
+        "do": "usage",
+        "input_tokens": 40_000,
+        "output_tokens": 2_000,
+        "context_tokens": 40_000,
+    }
+    fake_claude.script([[usage, "commit", "ignore_sigint", "ignore_sigterm", "hang"], ["done"]])
+    proc = run_cli(
+        ["start", "--foreground", "--worker-timeout", "3", "--grace-seconds", "1",
+         "--allowed-tools", "Bash"],
+        hermetic_env, cwd=project, timeout=90,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    first = json.loads((project / ".unattended" / "telemetry.jsonl").read_text().splitlines()[0])
+    assert first["outcome"] == "timeout"
+    assert first["usage_source"] == "transcript"
+    assert first["input_tokens"] > 0 and first["total_cost_usd"] > 0
+    assert read_state(project)["cost_usd"] >= first["total_cost_usd"]
