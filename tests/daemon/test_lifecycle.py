@@ -412,3 +412,49 @@ def test_killed_worker_is_priced_from_its_transcript(
     assert first["usage_source"] == "transcript"
     assert first["input_tokens"] > 0 and first["total_cost_usd"] > 0
     assert read_state(project)["cost_usd"] >= first["total_cost_usd"]
+
+
+def test_escalation_moves_to_the_stronger_model_and_restarts_the_count(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    (project / "unattended.toml").write_text(
+        "gutter_iterations = 3\nmax_launches_per_minute = 100\n"
+    )
+    fake_claude.script([["text"]])  # never any progress
+    proc = run_cli(
+        ["start", "--foreground", *FAST, "--model", "base-model",
+         "--escalate-model", "strong-model", "--escalate-after", "2"],
+        hermetic_env, cwd=project, timeout=90,
+    )  # fmt: skip
+    assert proc.returncode == 5, proc.stderr
+    models = [c["argv"][c["argv"].index("--model") + 1] for c in fake_claude.calls()]
+    assert models[:2] == ["base-model", "base-model"]
+    assert set(models[2:]) == {"strong-model"}
+    assert len(models) >= 5  # the no-progress count started again after escalating
+    log = (project / ".unattended" / "run.log").read_text()
+    assert "escalating the worker model from base-model to strong-model" in log
+    telemetry = (project / ".unattended/telemetry.jsonl").read_text().splitlines()
+    lines = [json.loads(x) for x in telemetry]
+    assert [x["escalated_model"] for x in lines][:3] == [False, False, True]
+
+
+def test_quota_pacing_waits_for_the_window_reset(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    (project / "unattended.toml").write_text("limit_margin_s = 1\n")
+    limit = {"do": "rate_limit", "status": "allowed_warning", "type": "five_hour",
+             "resets_in": 3, "utilization": 0.9}  # fmt: skip
+    fake_claude.script([[limit, "commit", "text"], ["commit", "done"]])
+    proc = run_cli(
+        ["start", "--foreground", *FAST, "--max-quota-pct", "80"], hermetic_env, cwd=project
+    )
+    assert proc.returncode == 0, proc.stderr
+    state = read_state(project)
+    assert state["quota"]["five_hour"]["utilization"] is not None
+    events = [
+        json.loads(x) for x in (project / ".unattended" / "events.jsonl").read_text().splitlines()
+    ]
+    waits = [e for e in events if e["kind"] == "wait"]
+    assert waits and "quota" in waits[0]["message"]
+    spawns = [e["epoch"] for e in events if e["kind"] == "spawn"]
+    assert len(spawns) == 2 and spawns[1] - spawns[0] >= 3
