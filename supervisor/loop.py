@@ -315,27 +315,6 @@ class RelayLoop(LoopEffects):
         st.cost_usd = round(st.cost_usd + record.cost_usd, 6)
         st.session_id = record.session_id or st.session_id
 
-    def _budget_alerts(self) -> None:
-        """80 % warn, 90 % critical (with a notification), 95 % stop: each logged once."""
-        from safety.budget import alert_level
-
-        st, s = self.ctx.state, self.ctx.settings
-        caps = (
-            ("cost", st.cost_usd, s.max_cost_usd, lambda v: f"${v:,.2f}"),
-            ("tokens", st.total_tokens, s.max_tokens, lambda v: f"{int(v):,} tokens"),
-        )
-        for name, used, cap, fmt in caps:
-            level = alert_level(used, cap)
-            if level == "ok" or cap is None or (name, level) in self._alerts:
-                continue
-            self._alerts.add((name, level))
-            message = (
-                f"budget {level}: {name} at {100 * used / cap:.0f}% ({fmt(used)} of {fmt(cap)})"
-            )
-            self._log(message, kind="budget_alert", level=level)
-            if level == "critical":
-                self._notify("critical", message)
-
     def _record(self, record: IterationRecord, verdict: Verdict) -> None:
         from safety.decide import Limits, gutter_state
 

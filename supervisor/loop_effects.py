@@ -40,6 +40,7 @@ class LoopEffects:
     worker: Any
     slots: WorkerSlots
     tick_s: float
+    _alerts: set[tuple[str, str]]
     stop_requested: bool
     _last_write: float
     _last_watchdog: float
@@ -74,6 +75,28 @@ class LoopEffects:
     def _should_stop_waiting(self) -> bool:
         past_deadline = sys_calls.time() >= self.ctx.state.deadline.timestamp()
         return self.stop_requested or self.flags.stop_now or past_deadline
+
+    # ----- after a worker ------------------------------------------------------------
+    def _budget_alerts(self) -> None:
+        """80 % warn, 90 % critical (with a notification), 95 % stop: each logged once."""
+        from safety.budget import alert_level
+
+        st, s = self.ctx.state, self.ctx.settings
+        caps = (
+            ("cost", st.cost_usd, s.max_cost_usd, lambda v: f"${v:,.2f}"),
+            ("tokens", st.total_tokens, s.max_tokens, lambda v: f"{int(v):,} tokens"),
+        )
+        for name, used, cap, fmt in caps:
+            level = alert_level(used, cap)
+            if level == "ok" or cap is None or (name, level) in self._alerts:
+                continue
+            self._alerts.add((name, level))
+            message = (
+                f"budget {level}: {name} at {100 * used / cap:.0f}% ({fmt(used)} of {fmt(cap)})"
+            )
+            self._log(message, kind="budget_alert", level=level)
+            if level == "critical":
+                self._notify("critical", message)
 
     # ----- waiting and ticking ---------------------------------------------------------
     def _wait(self, verdict: Verdict) -> None:
