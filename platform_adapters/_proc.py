@@ -19,12 +19,15 @@ from dataclasses import dataclass
 from typing import IO
 
 SERVICE_ENV_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+# Set by ``supervisor.entry`` for our own start-up, never the user's: children do not inherit it.
+OWN_ENV_VARS = ("PYDANTIC_DISABLE_PLUGINS",)
 
 
 def clean_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A copy of the environment without the service-manager variables no child may inherit."""
+    """A copy of the environment without the variables no child may inherit: the service
+    manager's (systemd would take a child's messages for the daemon's) and our own."""
     env = dict(os.environ if environ is None else environ)
-    for key in SERVICE_ENV_VARS:
+    for key in (*SERVICE_ENV_VARS, *OWN_ENV_VARS):
         env.pop(key, None)
     return env
 

@@ -13,14 +13,14 @@ import os
 import socket
 from collections.abc import Callable, Mapping
 
-from platform_adapters._proc import SERVICE_ENV_VARS
+from platform_adapters._proc import clean_env
 
 Log = Callable[[str], None]
 
 
 def strip_notify_env(environ: Mapping[str, str]) -> dict[str, str]:
     """A copy of `environ` without NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID (for workers)."""
-    return {k: v for k, v in environ.items() if k not in SERVICE_ENV_VARS}
+    return clean_env(environ)
 
 
 def _socket_address(raw: str | None) -> str | None:

@@ -14,8 +14,6 @@ from pathlib import Path
 from contracts.iteration import GitPoint, IterationRecord, RateLimitSeen
 from contracts.settings import Settings
 
-# Variables a worker must not inherit: systemd would take its messages for the daemon's.
-STRIPPED_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "PYDANTIC_DISABLE_PLUGINS")
 DONE_WHEN_TIMEOUT_S = 600.0
 
 
@@ -50,7 +48,9 @@ def worker_env(
     number: int,
     extra: Mapping[str, str] = {},
 ) -> dict[str, str]:
-    env = {k: v for k, v in environ.items() if k not in STRIPPED_ENV}
+    from platform_adapters._proc import clean_env
+
+    env = clean_env(environ)
     env.update(extra)
     env["UNATTENDED_PROJECT"] = str(project)
     env["UNATTENDED_RUN_ID"] = run_id
