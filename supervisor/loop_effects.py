@@ -55,9 +55,7 @@ class LoopEffects:
                 self._log("waiting for a worker slot (max_parallel_workers)", kind="slot_wait")
                 self._set(RunStatus.WAITING)
                 logged = True
-            self._sleep(self.tick_s)
-            self._tick()
-            if self._should_stop_waiting():
+            if self._pause(self.tick_s):
                 return False
         delay = self.slots.stagger_delay(sys_calls.time(), STAGGER_GAP_S)
         if self.slots.last_error:
@@ -65,16 +63,21 @@ class LoopEffects:
             self.slots.last_error = None
         until = sys_calls.monotonic() + delay
         while sys_calls.monotonic() < until:
-            self._sleep(min(self.tick_s, until - sys_calls.monotonic()))
-            self._tick()
-            if self._should_stop_waiting():
+            if self._pause(min(self.tick_s, until - sys_calls.monotonic())):
                 self.slots.release()
                 return False
         return True
 
     def _should_stop_waiting(self) -> bool:
+        """A stop request, a signal, or the deadline (which `extend` may have moved)."""
         past_deadline = sys_calls.time() >= self.ctx.state.deadline.timestamp()
         return self.stop_requested or self.flags.stop_now or past_deadline
+
+    def _pause(self, seconds: float) -> bool:
+        """Sleep, tick; True when the waiting should end (see ``_should_stop_waiting``)."""
+        self._sleep(seconds)
+        self._tick()
+        return self._should_stop_waiting()
 
     # ----- after a worker ------------------------------------------------------------
     def _budget_alerts(self) -> None:
@@ -106,12 +109,9 @@ class LoopEffects:
         self._log(f"waiting until {resume_at:%Y-%m-%dT%H:%M:%SZ}: {verdict.reason}", kind="wait")
         if "usage limit" in verdict.reason:
             self._notify("waiting", verdict.reason)
-        deadline = self.ctx.state.deadline.timestamp()
-        while sys_calls.time() < until and not (self.stop_requested or self.flags.stop_now):
-            if sys_calls.time() >= deadline:
-                break
-            self._sleep(min(self.tick_s, max(0.05, until - sys_calls.time())))
-            self._tick()
+        stop = self._should_stop_waiting()
+        while sys_calls.time() < until and not stop:
+            stop = self._pause(min(self.tick_s, max(0.05, until - sys_calls.time())))
         self._set(RunStatus.WAITING, resume_at=None)
 
     def _sleep(self, seconds: float) -> None:
