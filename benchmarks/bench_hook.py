@@ -114,12 +114,6 @@ def make_transcript(path: Path, mb: float, tail_result_kb: int = 0) -> int:
     return context
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
-
-
 CPU_MS: dict[str, list[float]] = {}
 
 
@@ -143,6 +137,8 @@ def time_processes(
 
 
 def show(name: str, times: list[float]) -> None:
+    from supervisor.metrics_calc import percentile
+
     cpu = CPU_MS.get(name)
     cpu_text = f"   CPU P50 {statistics.median(cpu):5.1f} ms" if cpu else ""
     print(
