@@ -53,11 +53,10 @@ def show_status(project: Path, json_out: bool) -> int:
             echo(f"no run yet in {project} (start one with `unattended start`)")
         return 0
     shown, alive = effective_status(state)
-    meter = _context_meter(project)
     if json_out:
         data = state.model_dump(mode="json")
         data.update(status=shown, alive=alive, recorded_status=state.status.value)
-        data["context_meter"] = meter
+        data["context_meter"] = _context_meter(project)
         echo(json.dumps(data, indent=2))
         return 0
     now = datetime.now(UTC)
@@ -107,7 +106,7 @@ def show_status(project: Path, json_out: bool) -> int:
             "no worker has reported its quota utilization"
         )
     lines.append(f"inhibitor  {_inhibitor_text(state, alive)}")
-    lines.extend(_meter_lines(meter, state))
+    lines.extend(_meter_lines(project, state))
     if state.stop_reason:
         lines.append(f"ended      {state.stop_reason} (exit {state.exit_code})")
     lines.append(f"log        {RunPaths(project).run_log}")
@@ -115,21 +114,21 @@ def show_status(project: Path, json_out: bool) -> int:
     return 0
 
 
-def _meter_lines(meter: dict | None, state) -> list[str]:  # noqa: ANN001
+def _meter_lines(project: Path, state) -> list[str]:  # noqa: ANN001
     """The context meter's last reading, and its failures: a meter that never produced a
     reading while workers ran tools is a broken hook, and says so."""
+    from supervisor.telemetry_read import read_context_meter
+
+    meter = read_context_meter(RunPaths(project).context_meter)
     lines = []
-    if meter and meter.get("band"):
-        lines.append(
-            f"context    {meter.get('pct', '?')}% ({meter.get('band')}) of a "
-            f"{meter.get('window') or '?':,} token window"
-        )
+    if meter and meter.band:
+        percent = f"{meter.percent:g}%" if meter.percent is not None else "?%"
+        window = f"{meter.window:,}" if meter.window else "?"
+        lines.append(f"context    {percent} ({meter.band}) of a {window} token window")
     elif state.iteration and (state.last_iteration or state.worker_pid):
         lines.append("context    no reading from the context meter yet")
-    if meter and meter.get("failures"):
-        lines.append(
-            f"meter      {meter['failures']} failed reading(s); last: {meter.get('last_error')}"
-        )
+    if meter and meter.failures:
+        lines.append(f"meter      {meter.failures} failed reading(s); last: {meter.last_error}")
     return lines
 
 

@@ -168,6 +168,7 @@ class MeterReading:
     session_id: str | None
     time: str | None
     iteration: int | None = None
+    window: int | None = None
 
 
 def _num(value: Any) -> float | None:
@@ -201,6 +202,7 @@ def read_context_meter(path: Path) -> MeterReading | None:
         session_id=last.get("session_id") if isinstance(last.get("session_id"), str) else None,
         time=last.get("time") if isinstance(last.get("time"), str) else None,
         iteration=_int_or_none(last.get("iteration")),
+        window=_int_or_none(last.get("window")),
     )
 
 
