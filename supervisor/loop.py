@@ -171,7 +171,7 @@ class RelayLoop(LoopEffects):
             last,
             s.session_policy,
             model_changed=self._planned_model != self.model,
-            window=(last.context_window or self._context_window(last)) if last else 0,
+            window=self._context_window(last) if last else 0,
             warn_pct=s.context_warn_pct,
             stop_pct=s.context_stop_pct,
         )
@@ -184,7 +184,6 @@ class RelayLoop(LoopEffects):
         last = self.ctx.history[-1] if self.ctx.history else None
         if record is None and last and last.context_window and self.model in (None, last.model):
             record = last
-
         return context_window_for(
             record.model if record else self.model,
             record.context_window if record else None,
