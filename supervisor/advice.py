@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,52 +81,56 @@ def _context_warn(runs: list[RunRecord], s: Settings) -> Recommendation | None:
     )
 
 
-def _worker_timeout(runs: list[RunRecord], s: Settings) -> Recommendation | None:
-    lines = _lines_with(runs, "worker_timeout", s.worker_timeout)
-    hits = sum(1 for t in lines if t.outcome.value == "timeout")
-    if hits < 2:
+def _raise_after(
+    runs: list[RunRecord],
+    s: Settings,
+    rule_id: str,
+    key: str,
+    outcome: str,
+    min_hits: int,
+    new_value: Callable[[float], int],
+    evidence: str,
+) -> Recommendation | None:
+    """Raise setting ``key`` when at least ``min_hits`` iterations (run with its current value)
+    ended with ``outcome``; ``evidence`` is formatted with ``hits`` and ``total``."""
+    current = getattr(s, key)
+    lines = _lines_with(runs, key, current)
+    hits = sum(1 for t in lines if t.outcome.value == outcome)
+    if hits < min_hits:
         return None
-    value = int(math.ceil(s.worker_timeout * 1.5 / 300) * 300)
+    value = new_value(current)
     return Recommendation(
-        "worker-timeout",
-        "worker_timeout",
+        rule_id,
+        key,
         value,
-        s.worker_timeout,
-        f"raise `worker_timeout` to {value}",
-        f"the worker timeout ended {hits} of {len(lines)} iterations",
+        current,
+        f"raise `{key}` to {value}",
+        evidence.format(hits=hits, total=len(lines)),
     )
+
+
+def _worker_timeout(runs: list[RunRecord], s: Settings) -> Recommendation | None:
+    return _raise_after(
+        runs, s, "worker-timeout", "worker_timeout", "timeout", 2,
+        lambda v: int(math.ceil(v * 1.5 / 300) * 300),
+        "the worker timeout ended {hits} of {total} iterations",
+    )  # fmt: skip
 
 
 def _stall_timeout(runs: list[RunRecord], s: Settings) -> Recommendation | None:
-    lines = _lines_with(runs, "stall_timeout", s.stall_timeout)
-    hits = sum(1 for t in lines if t.outcome.value == "stalled")
-    if hits < 2:
-        return None
-    value = int(math.ceil(s.stall_timeout * 2 / 300) * 300)
-    return Recommendation(
-        "stall-timeout",
-        "stall_timeout",
-        value,
-        s.stall_timeout,
-        f"raise `stall_timeout` to {value}",
-        f"the stall watchdog ended {hits} of {len(lines)} iterations",
-    )
+    return _raise_after(
+        runs, s, "stall-timeout", "stall_timeout", "stalled", 2,
+        lambda v: int(math.ceil(v * 2 / 300) * 300),
+        "the stall watchdog ended {hits} of {total} iterations",
+    )  # fmt: skip
 
 
 def _api_backoff(runs: list[RunRecord], s: Settings) -> Recommendation | None:
-    lines = _lines_with(runs, "api_backoff_s", s.api_backoff_s)
-    hits = sum(1 for t in lines if t.outcome.value == "api-error")
-    if hits < 3:
-        return None
-    value = int(max(60, s.api_backoff_s * 2))
-    return Recommendation(
-        "api-backoff",
-        "api_backoff_s",
-        value,
-        s.api_backoff_s,
-        f"raise `api_backoff_s` to {value}",
-        f"{hits} of {len(lines)} iterations ended with an API error",
-    )
+    return _raise_after(
+        runs, s, "api-backoff", "api_backoff_s", "api-error", 3,
+        lambda v: int(max(60, v * 2)),
+        "{hits} of {total} iterations ended with an API error",
+    )  # fmt: skip
 
 
 def _session_policy(runs: list[RunRecord], s: Settings) -> Recommendation | None:
