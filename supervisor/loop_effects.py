@@ -52,8 +52,8 @@ class LoopEffects:
         logged = False
         while not self.slots.try_acquire():
             if not logged:
+                self._set(RunStatus.WAITING)  # state first: a reader of the log line finds it
                 self._log("waiting for a worker slot (max_parallel_workers)", kind="slot_wait")
-                self._set(RunStatus.WAITING)
                 logged = True
             if self._pause(self.tick_s):
                 return False
