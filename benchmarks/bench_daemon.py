@@ -83,7 +83,7 @@ def make_repo(base: Path, env: dict[str, str], name: str) -> Path:
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "supervisor", *args],
+        [sys.executable, "-m", "unattended", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -137,7 +137,7 @@ def time_processes(
 
 
 def show(name: str, times: list[float]) -> None:
-    from supervisor.metrics_calc import percentile
+    from unattended.supervisor.views.metrics import percentile
 
     cpu = CPU_MS.get(name)
     cpu_text = f"   CPU P50 {statistics.median(cpu):5.1f} ms" if cpu else ""
@@ -148,9 +148,9 @@ def show(name: str, times: list[float]) -> None:
 
 
 def bench_hook(base: Path, runs: int, mb: float) -> None:
-    from contracts.settings import Settings
-    from supervisor.transcript_tail import latest_context
-    from supervisor.worker_settings import hook_command
+    from unattended.contracts.settings import Settings
+    from unattended.supervisor.hook.transcript_tail import latest_context
+    from unattended.supervisor.worker.settings_file import hook_command
 
     transcript = base / "transcript.jsonl"
     context = make_transcript(transcript, mb)
@@ -178,7 +178,7 @@ def bench_hook(base: Path, runs: int, mb: float) -> None:
         ("python -I -S -c pass (floor without site)", [sys.executable, "-I", "-S", "-c", "pass"],
          b""),
         ("python -m supervisor hook context-meter",
-         [sys.executable, "-m", "supervisor", "hook", "context-meter"], payload),
+         [sys.executable, "-m", "unattended", "hook", "context-meter"], payload),
         ("python -I -S .../hook_script.py (hook_command)", hook_command(Settings()), payload),
     ]  # fmt: skip
     script = shutil.which("unattended", path=str(Path(sys.executable).parent))
@@ -213,8 +213,8 @@ def bench_hook(base: Path, runs: int, mb: float) -> None:
 
 
 def bench_estimator() -> None:
-    from contracts.iteration import IterationRecord
-    from safety.runway import estimate_next
+    from unattended.contracts.iteration import IterationRecord
+    from unattended.safety.runway import estimate_next
 
     rng = random.Random(7)
     now = datetime.now(UTC)

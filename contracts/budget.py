@@ -11,8 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.timefmt import UtcDatetime
-from contracts.versioned import parse_versioned
+from unattended.contracts.timefmt import UtcDatetime
+from unattended.contracts.versioned import parse_versioned
 
 SCHEMA_VERSION = 1
 DEFAULT_BUDGET = 200_000  # tokens, as in the budget-monitor design (safety.budget agrees)

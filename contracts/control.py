@@ -19,8 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.timefmt import UtcDatetime
-from contracts.versioned import parse_versioned
+from unattended.contracts.timefmt import UtcDatetime
+from unattended.contracts.versioned import parse_versioned
 
 SCHEMA_VERSION = 1
 CAP_FIELDS = ("hours", "max_iterations", "max_cost_usd")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.timefmt import UtcDatetime
+from unattended.contracts.timefmt import UtcDatetime
 
 
 class GitPoint(BaseModel):

@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from contracts.timefmt import UtcDatetime
-from contracts.versioned import parse_versioned
+from unattended.contracts.timefmt import UtcDatetime
+from unattended.contracts.versioned import parse_versioned
 
 SCHEMA_VERSION = 1
 

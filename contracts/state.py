@@ -10,9 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.status import Outcome, RunStatus
-from contracts.timefmt import UtcDatetime
-from contracts.versioned import parse_versioned
+from unattended.contracts.status import Outcome, RunStatus
+from unattended.contracts.timefmt import UtcDatetime
+from unattended.contracts.versioned import parse_versioned
 
 SCHEMA_VERSION = 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from contracts.exit_codes import ExitCode
+from unattended.contracts.exit_codes import ExitCode
 
 
 class RunStatus(StrEnum):

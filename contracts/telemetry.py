@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from contracts.status import Outcome
-from contracts.timefmt import UtcDatetime
+from unattended.contracts.status import Outcome
+from unattended.contracts.timefmt import UtcDatetime
 
 TELEMETRY_SCHEMA_VERSION = 1
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
-from platform_adapters._proc import clean_env, kill_group
+from unattended.platform_adapters._proc import clean_env, kill_group
 
 Log = Callable[[str], None]
 

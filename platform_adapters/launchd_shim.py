@@ -30,7 +30,8 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if not argv:
-        print("usage: python -m platform_adapters.launchd_shim COMMAND [ARGS...]", file=sys.stderr)
+        usage = "usage: python -m unattended.platform_adapters.launchd_shim COMMAND [ARGS...]"
+        print(usage, file=sys.stderr)
         return 2
     # Same process group as us, so launchd's clean-up of the job's group still reaches it.
     proc = subprocess.Popen(argv)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from platform_adapters._proc import Outcome, Running, clean_env
+from unattended.platform_adapters._proc import Outcome, Running, clean_env
 
 Log = Callable[[str], None]
 

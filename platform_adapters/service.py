@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from platform_adapters import units
-from platform_adapters._proc import Outcome, clean_env, run_bounded
+from unattended.platform_adapters import units
+from unattended.platform_adapters._proc import Outcome, clean_env, run_bounded
 
 Say = Callable[[str], None]
 

@@ -129,7 +129,7 @@ def daemon_argv(
             script = beside
     if script:
         return [os.path.abspath(script)]
-    return [interpreter, "-P", "-m", "supervisor"]
+    return [interpreter, "-P", "-m", "unattended"]
 
 
 def service_path(environ: Mapping[str, str] | None = None, home: str | None = None) -> str:
@@ -253,7 +253,8 @@ def launchd_plist(
     2-7 into 0: launchd's `KeepAlive = {SuccessfulExit = false}` then restarts only a crash.
     """
     label = launchd_label(project)
-    shim = [os.path.abspath(python or sys.executable), "-P", "-m", "platform_adapters.launchd_shim"]
+    interpreter = os.path.abspath(python or sys.executable)
+    shim = [interpreter, "-P", "-m", "unattended.platform_adapters.launchd_shim"]
     daemon = [*(command or daemon_argv(python)), "start", "--foreground", "--resume"]
     return {
         "Label": label,

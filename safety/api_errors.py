@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Literal
 
-from contracts.iteration import IterationRecord
+from unattended.contracts.iteration import IterationRecord
 
 TroubleKind = Literal[
     "rate_limit",

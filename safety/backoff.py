@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from contracts.status import Outcome
-from safety.limits import Limits
-from safety.verdict import Verdict, VerdictKind
-from safety.wording import when
+from unattended.contracts.status import Outcome
+from unattended.safety.limits import Limits
+from unattended.safety.verdict import Verdict, VerdictKind
+from unattended.safety.wording import when
 
 MAX_API_BACKOFF_S = 900.0
 MAX_CRASH_BACKOFF_S = 300.0

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import re
 
-from contracts.iteration import IterationRecord
-from contracts.status import Outcome
-from safety.api_errors import classify_api_trouble
-from safety.markers import ends_with_question, find_marker
-from safety.wording import short
+from unattended.contracts.iteration import IterationRecord
+from unattended.contracts.status import Outcome
+from unattended.safety.api_errors import classify_api_trouble
+from unattended.safety.markers import ends_with_question, find_marker
+from unattended.safety.wording import short
 
 # A worker that dies this soon after spawn, by itself, is a crash (gutter rule c).
 CRASH_WINDOW_S = 10.0

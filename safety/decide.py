@@ -28,8 +28,8 @@ verdicts carry the graded-gutter ``prompt_note`` and, once, ``escalate``.
 
 from __future__ import annotations
 
-from safety.api_errors import WAITING_KINDS
-from safety.backoff import (
+from unattended.safety.api_errors import WAITING_KINDS
+from unattended.safety.backoff import (
     MAX_API_BACKOFF_S,
     MAX_CRASH_BACKOFF_S,
     api_backoff,
@@ -38,9 +38,9 @@ from safety.backoff import (
     utilization_pct,
     wait_or_cap,
 )
-from safety.classify import CRASH_WINDOW_S, fatal_reason
-from safety.gate import gate
-from safety.gutter import (
+from unattended.safety.classify import CRASH_WINDOW_S, fatal_reason
+from unattended.safety.gate import gate
+from unattended.safety.gutter import (
     Judged,
     Streaks,
     gutter_state,
@@ -49,9 +49,9 @@ from safety.gutter import (
     prompt_note,
     streaks,
 )
-from safety.limits import Limits, RunFacts, caps, iterations_used
-from safety.verdict import Verdict, VerdictKind
-from safety.wording import span, when
+from unattended.safety.limits import Limits, RunFacts, caps, iterations_used
+from unattended.safety.verdict import Verdict, VerdictKind
+from unattended.safety.wording import span, when
 
 __all__ = [
     "MAX_API_BACKOFF_S",

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from safety.backoff import UNKNOWN_RESET_WAIT_S, storm_wait_until, utilization_pct, wait_or_cap
-from safety.limits import Limits, RunFacts, caps, iterations_used
-from safety.runway import RunwayEstimate
-from safety.verdict import Verdict, VerdictKind
-from safety.wording import span, when
+from unattended.safety.backoff import (
+    UNKNOWN_RESET_WAIT_S,
+    storm_wait_until,
+    utilization_pct,
+    wait_or_cap,
+)
+from unattended.safety.limits import Limits, RunFacts, caps, iterations_used
+from unattended.safety.runway import RunwayEstimate
+from unattended.safety.verdict import Verdict, VerdictKind
+from unattended.safety.wording import span, when
 
 
 def runway_cap(facts: RunFacts, limits: Limits, estimate: RunwayEstimate) -> Verdict | None:

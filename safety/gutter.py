@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from contracts.iteration import IterationRecord
-from contracts.state import GutterState
-from contracts.status import Outcome
-from safety.api_errors import WAITING_KINDS, ApiTrouble, classify_api_trouble
-from safety.classify import (
+from unattended.contracts.iteration import IterationRecord
+from unattended.contracts.state import GutterState
+from unattended.contracts.status import Outcome
+from unattended.safety.api_errors import WAITING_KINDS, ApiTrouble, classify_api_trouble
+from unattended.safety.classify import (
     CRASH_WINDOW_S,
     classify,
     denied_tools,
@@ -31,10 +31,10 @@ from safety.classify import (
     is_crash,
     last_error,
 )
-from safety.limits import Limits, RunFacts
-from safety.markers import ends_with_question, find_marker
-from safety.verdict import Verdict, VerdictKind
-from safety.wording import short
+from unattended.safety.limits import Limits, RunFacts
+from unattended.safety.markers import ends_with_question, find_marker
+from unattended.safety.verdict import Verdict, VerdictKind
+from unattended.safety.wording import short
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from contracts.iteration import IterationRecord
-from contracts.status import Outcome
-from safety.budget import alert_level
-from safety.verdict import Verdict, VerdictKind
-from safety.wording import when
+from unattended.contracts.iteration import IterationRecord
+from unattended.contracts.status import Outcome
+from unattended.safety.budget import alert_level
+from unattended.safety.verdict import Verdict, VerdictKind
+from unattended.safety.wording import when
 
 if TYPE_CHECKING:
-    from contracts.settings import Settings
+    from unattended.contracts.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from contracts.settings import Settings
+from unattended.contracts.settings import Settings
 
 STATE_DIR = ".unattended"
 MAX_LISTED_PATHS = 5

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from contracts.iteration import IterationRecord
+from unattended.contracts.iteration import IterationRecord
 
 WINDOW = 5
 # No history at all: a middling Claude Code iteration, rounded up.

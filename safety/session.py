@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from contracts.iteration import IterationRecord
-from safety.budget import context_band
+from unattended.contracts.iteration import IterationRecord
+from unattended.safety.budget import context_band
 
 Policy = Literal["auto", "fresh", "continue"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from contracts.status import Outcome, RunStatus
+from unattended.contracts.status import Outcome, RunStatus
 
 
 class VerdictKind(StrEnum):

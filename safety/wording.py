@@ -6,7 +6,7 @@ UTC like every other timestamp of the product, spans are rounded to what a perso
 
 from __future__ import annotations
 
-from contracts.timefmt import from_epoch, utc_iso
+from unattended.contracts.timefmt import from_epoch, utc_iso
 
 
 def when(epoch: float) -> str:

@@ -97,7 +97,7 @@ def run_cli(
     args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "supervisor", *args],
+        [sys.executable, "-m", "unattended", *args],
         env=env,
         cwd=cwd,
         capture_output=True,

@@ -209,7 +209,7 @@ def test_ten_parallel_reserve_calls_never_over_reserve(env: dict, tmp_path: Path
             [
                 sys.executable,
                 "-m",
-                "supervisor",
+                "unattended",
                 "budget",
                 "reserve",
                 "10000",
@@ -240,12 +240,12 @@ def test_ledger_lock_under_heavy_contention(tmp_path: Path, env: dict) -> None:
         "import sys\n"
         "from pathlib import Path\n"
         "from contracts.paths import RunPaths\n"
-        "from supervisor import ledger\n"
+        "from unattended.supervisor.records import ledger\n"
         "paths = RunPaths(Path(sys.argv[1]))\n"
         "print(sum(ledger.reserve(paths, 1, 'x').granted for _ in range(30)))\n"
     )
-    from contracts.paths import RunPaths
-    from supervisor import ledger
+    from unattended.contracts.paths import RunPaths
+    from unattended.supervisor.records import ledger
 
     ledger.init(RunPaths(tmp_path), 100)
     procs = [
@@ -262,7 +262,7 @@ def test_ledger_lock_under_heavy_contention(tmp_path: Path, env: dict) -> None:
 
 
 def test_default_budget_agrees_with_safety() -> None:
-    from contracts.budget import DEFAULT_BUDGET
-    from safety import budget as rules
+    from unattended.contracts.budget import DEFAULT_BUDGET
+    from unattended.safety import budget as rules
 
     assert DEFAULT_BUDGET == rules.DEFAULT_BUDGET

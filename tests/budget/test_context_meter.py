@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from contracts.models_table import price_usage
-from supervisor.context_meter import (
+from tests.budget.transcripts import SESSION, Transcript
+from unattended.contracts.models_table import price_usage
+from unattended.supervisor.worker.transcript import (
     find_transcript,
     munge_project,
     transcript_usage,
     transcript_usage_totals,
 )
-from tests.budget.transcripts import SESSION, Transcript
 
 
 def test_munge_like_the_cli() -> None:

@@ -17,7 +17,7 @@ def test_worker_is_told_to_hand_off_and_the_next_one_gets_the_notes(
     project: Path, hermetic_env: dict[str, str], fake_claude
 ) -> None:
     step_cmd = shlex.join(
-        [sys.executable, "-m", "supervisor", "step", "--complete", "1", "--desc", "parser"]
+        [sys.executable, "-m", "unattended", "step", "--complete", "1", "--desc", "parser"]
     )
     fake_claude.script(
         [

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor.transcript_tail import dumps, loads, parse_line
+from unattended.supervisor.hook.transcript_tail import dumps, loads, parse_line
 
 scalars = (
     st.none()

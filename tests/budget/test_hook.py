@@ -11,7 +11,7 @@ import pytest
 
 from tests.budget.transcripts import SESSION, Transcript
 
-HOOK = [sys.executable, "-m", "supervisor", "hook", "context-meter"]
+HOOK = [sys.executable, "-m", "unattended", "hook", "context-meter"]
 
 WARN_150K = (
     '{"hookSpecificOutput":{"hookEventName":"PostToolUse","additionalContext":"unattended '
@@ -277,14 +277,14 @@ def test_hook_imports_nothing_heavy(tmp_path: Path, env: dict) -> None:
     )
     assert proc.stdout.decode() == WARN_150K
     modules = {line.split("|")[-1].strip() for line in proc.stderr.decode().splitlines()}
-    assert "supervisor.hook_fast" in modules
+    assert "unattended.supervisor.hook.meter" in modules
     heavy = {m for m in modules if m.split(".")[0] in {"pydantic", "typer", "anthropic", "click"}}
     assert heavy == set()
 
 
 def test_env_names_match_the_contract() -> None:
-    import contracts.hook as contract
-    import supervisor.hook_fast as fast
+    import unattended.contracts.hook as contract
+    import unattended.supervisor.hook.meter as fast
 
     names = ("ENV_CONTEXT_WINDOW", "ENV_WARN_PCT", "ENV_STOP_PCT", "ENV_STATE_DIR")
     names += ("ENV_CONTEXT_SOURCE",)
@@ -293,8 +293,8 @@ def test_env_names_match_the_contract() -> None:
 
 
 def test_script_form_imports_neither_json_nor_re(tmp_path: Path, env: dict) -> None:
-    from contracts.settings import Settings
-    from supervisor.worker_settings import hook_command
+    from unattended.contracts.settings import Settings
+    from unattended.supervisor.worker.settings_file import hook_command
 
     t = Transcript(tmp_path / "t.jsonl").user().assistant("m1", input_tokens=150_000)
     command = hook_command(Settings())

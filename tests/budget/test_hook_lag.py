@@ -49,7 +49,7 @@ def run_hook(tmp_path: Path, transcript: Path, tool_id: str) -> subprocess.Compl
         "UNATTENDED_STATE_DIR": str(state),
     }
     return subprocess.run(
-        [sys.executable, "-m", "supervisor", "hook", "context-meter"],
+        [sys.executable, "-m", "unattended", "hook", "context-meter"],
         input=stdin, env=env, capture_output=True, text=True, check=False, timeout=30,
     )  # fmt: skip
 

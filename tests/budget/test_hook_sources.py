@@ -9,12 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from contracts.paths import RunPaths
-from contracts.settings import Settings
-from supervisor.worker_settings import hook_env, write_worker_settings
 from tests.budget.test_hook import HOOK, WARN_150K, hook_input, meter, stop_json
 from tests.budget.transcripts import Transcript
 from tests.fakes.fake_api import FakeAnthropic
+from unattended.contracts.paths import RunPaths
+from unattended.contracts.settings import Settings
+from unattended.supervisor.worker.settings_file import hook_env, write_worker_settings
 
 
 def _env(hermetic_env: dict[str, str], state_dir: Path, **extra: str) -> dict[str, str]:
@@ -96,7 +96,7 @@ def test_api_source_fails_open(tmp_path: Path, hermetic_env: dict) -> None:
 
 def test_worker_settings_file(tmp_path: Path) -> None:
     paths = RunPaths(tmp_path)
-    command = [sys.executable, "-m", "supervisor", "hook", "context-meter", "it's spaced"]
+    command = [sys.executable, "-m", "unattended", "hook", "context-meter", "it's spaced"]
     path = write_worker_settings(paths, command)
     assert path == tmp_path / ".unattended" / "worker-settings.json"
     assert path.stat().st_mode & 0o777 == 0o600
@@ -176,7 +176,7 @@ def test_fake_worker_runs_the_hook_through_the_settings_file(
 
 def test_hook_command_ignores_the_workers_directory(tmp_path: Path, hermetic_env: dict) -> None:
     """A project with its own json.py and supervisor/ must not shadow the hook's modules."""
-    from supervisor.worker_settings import hook_command
+    from unattended.supervisor.worker.settings_file import hook_command
 
     project = tmp_path / "proj"
     (project / "supervisor").mkdir(parents=True)
@@ -206,7 +206,7 @@ def test_hook_command_ignores_the_workers_directory(tmp_path: Path, hermetic_env
 
 
 def test_hook_command_for_the_api_source(tmp_path: Path, hermetic_env: dict) -> None:
-    from supervisor.worker_settings import hook_command
+    from unattended.supervisor.worker.settings_file import hook_command
 
     command = hook_command(Settings(context_source="api"))
     assert "-S" not in command and command[-2:] == ["--context-source", "api"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.models_table import (
+from unattended.contracts.models_table import (
     DEFAULT_WINDOW,
     LARGE_WINDOW,
     MOST_EXPENSIVE,

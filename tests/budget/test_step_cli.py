@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from contracts.paths import RunPaths
-from supervisor.steps import read_steps
 from tests.conftest import run_cli
+from unattended.contracts.paths import RunPaths
+from unattended.supervisor.records.steps import read_steps
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
 
@@ -114,7 +114,7 @@ def test_steps_interleave_whole_lines_with_the_daemon(hermetic_env: dict, proj: 
     writer = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from supervisor.runlog import RunLog\n"
+        "from unattended.supervisor.records.runlog import RunLog\n"
         "d = Path(sys.argv[1]) / '.unattended'\n"
         "log = RunLog(d / 'run.log', d / 'events.jsonl')\n"
         "for i in range(200): log.event('daemon line ' + 'x' * 300, iteration=1)\n"
@@ -125,7 +125,7 @@ def test_steps_interleave_whole_lines_with_the_daemon(hermetic_env: dict, proj: 
             [
                 sys.executable,
                 "-m",
-                "supervisor",
+                "unattended",
                 "step",
                 "--complete",
                 str(n),

@@ -16,7 +16,7 @@ def test_step_calls_land_in_run_log_and_telemetry(
     project: Path, hermetic_env: dict[str, str], fake_claude
 ) -> None:
     step = (
-        f"{sys.executable} -m supervisor step --complete 1 --desc 'wrote the parser' --tokens 50000"
+        f"{sys.executable} -m unattended step --complete 1 --desc 'wrote the parser' --tokens 50000"
     )
     fake_claude.script([[{"do": "run", "cmd": step}, "commit", "done"]])
     assert run_cli(["start", *FAST], hermetic_env, cwd=project).returncode == 0

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.fsio import atomic_write, sys_calls
 from tests.conftest import git, kill_daemon, run_cli
+from unattended.supervisor.records.fsio import atomic_write, sys_calls
 
 FAST = ["--grace-seconds", "1", "--allowed-tools", "Bash"]
 

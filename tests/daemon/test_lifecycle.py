@@ -104,7 +104,7 @@ def test_two_concurrent_starts_one_wins(
     project: Path, hermetic_env: dict[str, str], fake_claude
 ) -> None:
     fake_claude.script([["hang"]])
-    cmd = [sys.executable, "-m", "supervisor", "start", *FAST]
+    cmd = [sys.executable, "-m", "unattended", "start", *FAST]
     procs = [
         subprocess.Popen(
             cmd,

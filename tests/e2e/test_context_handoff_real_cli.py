@@ -37,7 +37,7 @@ def test_hook_warns_then_hands_off_to_a_fresh_worker(
         env = {**hermetic_env(tmp_path, api.base_url), "PYTHONPATH": str(REPO_ROOT)}
         run = subprocess.run(
             [
-                sys.executable, "-m", "supervisor", "start", "--foreground",
+                sys.executable, "-m", "unattended", "start", "--foreground",
                 "--project", str(git_repo), "--claude-bin", str(claude_bin),
                 "--allowed-tools", "Bash", "--branch", "night-work", "--hours", "0.1",
                 "--max-iterations", "3", "--grace-seconds", "2", "--worker-timeout", "120",

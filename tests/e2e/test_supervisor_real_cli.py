@@ -24,7 +24,7 @@ def git(repo: Path, env: dict[str, str], *args: str) -> str:
 
 def start_foreground(claude_bin: Path, repo: Path, env: dict[str, str], *extra: str):
     argv = [
-        sys.executable, "-m", "supervisor", "start", "--foreground",
+        sys.executable, "-m", "unattended", "start", "--foreground",
         "--project", str(repo), "--claude-bin", str(claude_bin),
         "--allowed-tools", "Bash", "--branch", "night-work",
         "--hours", "0.1", "--max-iterations", "3", "--grace-seconds", "2",

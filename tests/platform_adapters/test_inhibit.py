@@ -12,15 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from platform_adapters import inhibit
-from platform_adapters.inhibit import (
-    ChildInhibitor,
-    NullInhibitor,
-    WindowsInhibitor,
-    inhibitor_alive,
-    inhibitor_argv,
-    start_inhibitor,
-)
 from tests.platform_adapters.fake_tools import (
     fake_systemd_inhibit,
     gone,
@@ -29,6 +20,15 @@ from tests.platform_adapters.fake_tools import (
     tree,
     wait_gone,
     write_tool,
+)
+from unattended.platform_adapters import inhibit
+from unattended.platform_adapters.inhibit import (
+    ChildInhibitor,
+    NullInhibitor,
+    WindowsInhibitor,
+    inhibitor_alive,
+    inhibitor_argv,
+    start_inhibitor,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from platform_adapters import notify as notify_mod
-from platform_adapters.notify import NotifyEvent, notify
 from tests.platform_adapters.fake_tools import gone, path_with, recorded, recording_tool
+from unattended.platform_adapters import notify as notify_mod
+from unattended.platform_adapters.notify import NotifyEvent, notify
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from platform_adapters.sd_notify import SdNotifier, strip_notify_env
 from tests.platform_adapters.notify_socket import NotifySocket
+from unattended.platform_adapters.sd_notify import SdNotifier, strip_notify_env
 
 
 @pytest.mark.parametrize("abstract", [False, True], ids=["path", "abstract"])

@@ -56,7 +56,7 @@ def notify_sock(tmp_path: Path) -> Iterator[NotifySocket]:
 
 
 def spawn_foreground(project: Path, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
-    daemon = [sys.executable, "-m", "supervisor", "start", "--foreground", *FAST, *extra]
+    daemon = [sys.executable, "-m", "unattended", "start", "--foreground", *FAST, *extra]
     script = f"export WATCHDOG_PID=$$; exec {shlex.join(daemon)}"
     return subprocess.Popen(
         ["sh", "-c", script],
@@ -150,7 +150,7 @@ def test_watchdog_for_another_pid_is_ignored(
     """WATCHDOG_PID names someone else (e.g. a wrapper): READY yes, no WATCHDOG=1 from us."""
     fake_claude.script(SLOW)
     full_env = {**env, **notify_sock.env(watchdog_usec=400_000, watchdog_pid=1)}
-    daemon = [sys.executable, "-m", "supervisor", "start", "--foreground", *FAST]
+    daemon = [sys.executable, "-m", "unattended", "start", "--foreground", *FAST]
     proc = subprocess.Popen(
         daemon,
         cwd=project,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from platform_adapters import units
 from tests.conftest import git, run_cli
 from tests.platform_adapters.fake_tools import recorded, recording_tool
+from unattended.platform_adapters import units
 
 FAKE_SYSTEMCTL = """mode=$(cat {mode} 2>/dev/null || echo down)
 if [ "$mode" = down ]; then echo "Failed to connect to bus: No medium found" >&2; exit 1; fi

@@ -14,7 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = """
 import json, os, subprocess, sys, time
-from platform_adapters.subreaper import become_child_subreaper, is_child_subreaper
+from unattended.platform_adapters.subreaper import become_child_subreaper, is_child_subreaper
 before = is_child_subreaper()
 took = become_child_subreaper() if sys.argv[1] == "on" else False
 # sh starts a sleep in the background and exits at once: the sleep is orphaned.

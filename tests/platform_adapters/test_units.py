@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from platform_adapters import units
-from platform_adapters.units import (
+from unattended.platform_adapters import units
+from unattended.platform_adapters.units import (
     UnitError,
     daemon_argv,
     instance_unit_name,
@@ -161,14 +161,14 @@ def test_default_command_is_this_installation() -> None:
     if beside.is_file():
         assert argv == [os.path.abspath(beside)]
     else:
-        assert argv == [os.path.abspath(sys.executable), "-P", "-m", "supervisor"]
-    assert daemon_argv("/no/such/python") == ["/no/such/python", "-P", "-m", "supervisor"]
+        assert argv == [os.path.abspath(sys.executable), "-P", "-m", "unattended"]
+    assert daemon_argv("/no/such/python") == ["/no/such/python", "-P", "-m", "unattended"]
     assert daemon_argv(script="/x/unattended") == ["/x/unattended"]
 
 
 def test_minus_p_keeps_a_project_package_from_shadowing_ours(tmp_path: Path) -> None:
-    """The unit runs in the project: a project's own `supervisor/` must not be imported."""
-    evil = tmp_path / "supervisor"
+    """The unit runs in the project: a project's own `unattended/` must not be imported."""
+    evil = tmp_path / "unattended"
     evil.mkdir()
     (evil / "__init__.py").write_text("")
     (evil / "__main__.py").write_text("print('SHADOWED')\n")
@@ -180,7 +180,7 @@ def test_minus_p_keeps_a_project_package_from_shadowing_ours(tmp_path: Path) -> 
     )
     assert "SHADOWED" not in done.stdout and done.returncode == 0 and "start" in done.stdout
     plain = subprocess.run(
-        [sys.executable, "-m", "supervisor"],
+        [sys.executable, "-m", "unattended"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -237,9 +237,10 @@ def test_template_ships_as_package_data() -> None:
     import tomllib
 
     config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    data = config["tool"]["setuptools"].get("package-data", {}).get("platform_adapters", [])
+    package_data = config["tool"]["setuptools"].get("package-data", {})
+    data = package_data.get("unattended.platform_adapters", [])
     assert any(Path("unit_templates", units.TEMPLATE_NAME).match(glob) for glob in data), (
-        "pyproject.toml must list platform_adapters unit_templates/* as package data"
+        "pyproject.toml must list unattended.platform_adapters unit_templates/* as package data"
     )
 
 
@@ -306,7 +307,7 @@ def test_launchd_shim_turns_deliberate_exits_into_success(code: int, expected: i
             sys.executable,
             "-P",
             "-m",
-            "platform_adapters.launchd_shim",
+            "unattended.platform_adapters.launchd_shim",
             "--",
             "sh",
             "-c",
@@ -324,7 +325,8 @@ def test_launchd_shim_forwards_sigterm(tmp_path: Path) -> None:
     marker = tmp_path / "got-term"
     script = f"trap 'touch {marker}; exit 6' TERM; echo up; while :; do sleep 0.1; done"
     proc = subprocess.Popen(
-        [sys.executable, "-P", "-m", "platform_adapters.launchd_shim", "sh", "-c", script],
+        [sys.executable, "-P", "-m", "unattended.platform_adapters.launchd_shim"]
+        + ["sh", "-c", script],
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         stdout=subprocess.PIPE,
         text=True,

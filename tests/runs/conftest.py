@@ -60,7 +60,7 @@ def dead_pid() -> int:
 
 def make_state(project: Path, pid: int, create_time: float | None, status: str = "running", **kw):
     """A RunState as a daemon would write it (pydantic model from contracts.state)."""
-    from contracts.state import RunState
+    from unattended.contracts.state import RunState
 
     now = datetime.now(UTC).replace(microsecond=0)
     fields = dict(

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from contracts.paths import RunPaths
-from contracts.settings import Settings
-from supervisor.control import apply_pending, claimed_path, write_request
-from supervisor.fsio import ensure_private_dir
-from supervisor.statefile import read_state, write_state
 from tests.conftest import read_state as read_state_json
 from tests.conftest import run_cli, wait_for
 from tests.runs.conftest import make_state
+from unattended.contracts.paths import RunPaths
+from unattended.contracts.settings import Settings
+from unattended.supervisor.records.fsio import ensure_private_dir
+from unattended.supervisor.records.statefile import read_state, write_state
+from unattended.supervisor.run.control import apply_pending, claimed_path, write_request
 
 FAST = ["--grace-seconds", "2", "--allowed-tools", "Bash"]
 SLEEPY = [[{"do": "sleep", "seconds": 30}, "text"]]
@@ -125,10 +125,10 @@ def test_a_claimed_leftover_is_applied_first(run) -> None:  # noqa: ANN001
 APPLIER = """
 import os, sys, time
 from pathlib import Path
-from contracts.paths import RunPaths
-from contracts.settings import Settings
-from supervisor.control import apply_pending
-from supervisor.statefile import process_create_time, read_state, write_state
+from unattended.contracts.paths import RunPaths
+from unattended.contracts.settings import Settings
+from unattended.supervisor.run.control import apply_pending
+from unattended.supervisor.records.statefile import process_create_time, read_state, write_state
 paths = RunPaths(Path(sys.argv[1]))
 state = read_state(paths)
 state.pid, state.pid_create_time = os.getpid(), process_create_time(os.getpid())

@@ -9,12 +9,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from contracts.paths import RunPaths
-from supervisor import registry
-from supervisor.fsio import ensure_private_dir
-from supervisor.statefile import write_state
 from tests.conftest import run_cli
 from tests.runs.conftest import dead_pid, make_state
+from unattended.contracts.paths import RunPaths
+from unattended.supervisor.records.fsio import ensure_private_dir
+from unattended.supervisor.records.statefile import write_state
+from unattended.supervisor.run import registry
 
 STARTED = "2026-11-23T03:12:09Z"
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.slots import WorkerSlots
+from unattended.supervisor.run.slots import WorkerSlots
 
 # A process holding a WorkerSlots, driven by lines on stdin: "acquire", "release",
 # "stagger NOW GAP"; it answers one line per command.
 DRIVER = """
 import sys
 from pathlib import Path
-from supervisor.slots import WorkerSlots
+from unattended.supervisor.run.slots import WorkerSlots
 limit = None if sys.argv[1] == "none" else int(sys.argv[1])
 slots = WorkerSlots(limit, Path(sys.argv[2]))
 print("ready", flush=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts.iteration import GitPoint, IterationRecord, RateLimitSeen
-from safety.decide import Limits, RunFacts
+from unattended.contracts.iteration import GitPoint, IterationRecord, RateLimitSeen
+from unattended.safety.decide import Limits, RunFacts
 
 T0 = 1_900_000_000.0  # 2030-03-17T17:46:40Z: the epoch the CLI facts use for resets
 HOUR = 3600.0

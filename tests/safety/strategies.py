@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from contracts.iteration import IterationRecord
-from safety.verdict import VerdictKind
 from tests.safety.records import rec, renumber
+from unattended.contracts.iteration import IterationRecord
+from unattended.safety.verdict import VerdictKind
 
 settings.register_profile("safety", deadline=None, max_examples=150)
 settings.load_profile("safety")

@@ -11,14 +11,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from safety.api_errors import (
+from tests.safety.records import T0, rec
+from unattended.safety.api_errors import (
     TRANSIENT_KINDS,
     WAITING_KINDS,
     classify_api_trouble,
     classify_text,
     parse_reset_time,
 )
-from tests.safety.records import T0, rec
 
 # 2030-03-17T17:46:00Z, the reset in the facts file's example.
 RESET_EXAMPLE = datetime(2030, 3, 17, 17, 46, tzinfo=UTC).timestamp()

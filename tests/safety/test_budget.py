@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from safety.budget import (
+from unattended.safety.budget import (
     alert_level,
     budget_check,
     can_reserve,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.status import Outcome
-from safety.classify import (
+from tests.safety.records import rec
+from unattended.contracts.status import Outcome
+from unattended.safety.classify import (
     classify,
     denied_tools,
     failure_fingerprint,
@@ -14,7 +15,6 @@ from safety.classify import (
     last_error,
     normalise_error,
 )
-from tests.safety.records import rec
 
 ROOT_REFUSAL = (
     "--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons"

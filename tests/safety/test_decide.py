@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from contracts.exit_codes import ExitCode
-from contracts.settings import Settings
-from contracts.status import Outcome, RunStatus
-from safety.backoff import MAX_CRASH_BACKOFF_S, api_backoff, crash_backoff
-from safety.decide import Limits, decide, gutter_state
-from safety.verdict import VerdictKind
 from tests.safety.records import HOUR, T0, facts, limits, rec, renumber
+from unattended.contracts.exit_codes import ExitCode
+from unattended.contracts.settings import Settings
+from unattended.contracts.status import Outcome, RunStatus
+from unattended.safety.backoff import MAX_CRASH_BACKOFF_S, api_backoff, crash_backoff
+from unattended.safety.decide import Limits, decide, gutter_state
+from unattended.safety.verdict import VerdictKind
 
 CONTINUE, WAIT, STUCK = VerdictKind.CONTINUE, VerdictKind.WAIT, VerdictKind.STUCK
 BLOCKED, CAPPED, FAILED = VerdictKind.BLOCKED, VerdictKind.CAPPED, VerdictKind.FAILED

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from safety.backoff import storm_wait_until, utilization_pct
-from safety.decide import gate
-from safety.runway import RunwayEstimate
-from safety.verdict import VerdictKind
 from tests.safety.records import HOUR, T0, facts, limits, rec, renumber
+from unattended.safety.backoff import storm_wait_until, utilization_pct
+from unattended.safety.decide import gate
+from unattended.safety.runway import RunwayEstimate
+from unattended.safety.verdict import VerdictKind
 
 CONTINUE, WAIT, CAPPED = VerdictKind.CONTINUE, VerdictKind.WAIT, VerdictKind.CAPPED
 

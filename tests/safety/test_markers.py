@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from safety.markers import Marker, ends_with_question, find_marker
+from unattended.safety.markers import Marker, ends_with_question, find_marker
 
 DONE = Marker("done", None)
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from contracts.settings import Settings
-from safety.preflight import PreflightFacts, failures, preflight, relevant_dirty_paths
+from unattended.contracts.settings import Settings
+from unattended.safety.preflight import PreflightFacts, failures, preflight, relevant_dirty_paths
 
 GOOD = PreflightFacts(
     in_git_repo=True,

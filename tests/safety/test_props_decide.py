@@ -7,12 +7,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts.iteration import IterationRecord
-from contracts.status import Outcome
-from safety.backoff import crash_backoff, storm_wait_until
-from safety.decide import decide, gate, gutter_state
-from safety.runway import RunwayEstimate
-from safety.verdict import VerdictKind
 from tests.safety.records import HOUR, T0, facts, limits, rec
 from tests.safety.strategies import (
     COUNTED,
@@ -25,6 +19,12 @@ from tests.safety.strategies import (
     history_of,
     segment,
 )
+from unattended.contracts.iteration import IterationRecord
+from unattended.contracts.status import Outcome
+from unattended.safety.backoff import crash_backoff, storm_wait_until
+from unattended.safety.decide import decide, gate, gutter_state
+from unattended.safety.runway import RunwayEstimate
+from unattended.safety.verdict import VerdictKind
 
 # --- decide: the same failure ---------------------------------------------------------------------
 

@@ -9,12 +9,6 @@ from datetime import UTC, datetime
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from contracts.status import Outcome
-from safety.api_errors import classify_text, parse_reset_time
-from safety.backoff import MAX_API_BACKOFF_S, api_backoff
-from safety.budget import alert_level, budget_check, threshold_tokens
-from safety.classify import classify, normalise_error
-from safety.markers import find_marker
 from tests.safety.records import rec
 from tests.safety.strategies import (
     KINDS,
@@ -26,6 +20,12 @@ from tests.safety.strategies import (
     prose_line,
     word,
 )
+from unattended.contracts.status import Outcome
+from unattended.safety.api_errors import classify_text, parse_reset_time
+from unattended.safety.backoff import MAX_API_BACKOFF_S, api_backoff
+from unattended.safety.budget import alert_level, budget_check, threshold_tokens
+from unattended.safety.classify import classify, normalise_error
+from unattended.safety.markers import find_marker
 
 # --- markers --------------------------------------------------------------------------------------
 

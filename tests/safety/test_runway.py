@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from safety.runway import (
+from tests.safety.records import rec
+from unattended.safety.runway import (
     DEFAULT_COST_USD,
     DEFAULT_DURATION_S,
     DEFAULT_TOKENS,
     estimate_next,
     upper_quartile,
 )
-from tests.safety.records import rec
 
 
 def used(cost: float, tokens: int = 10_000, duration: float = 100.0, number: int = 1) -> object:

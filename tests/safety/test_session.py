@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts.iteration import GitPoint, IterationRecord
-from safety.session import session_to_resume
+from unattended.contracts.iteration import GitPoint, IterationRecord
+from unattended.safety.session import session_to_resume
 
 T = datetime(2026, 11, 30, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.gitfacts import (
+from unattended.supervisor.git.facts import (
     GitError,
     NotAGitRepo,
     commit_range_summary,

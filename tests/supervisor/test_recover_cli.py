@@ -11,8 +11,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from supervisor.cli_recover import recover
-from supervisor.snapshots import take_snapshot
+from unattended.supervisor.cli.recover import recover
+from unattended.supervisor.git.snapshots import take_snapshot
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Test",
@@ -23,7 +23,7 @@ IDENTITY = {
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_SNIPPET = """
 import sys, typer
-from supervisor.cli_recover import recover
+from unattended.supervisor.cli.recover import recover
 app = typer.Typer()
 app.command("recover")(recover)
 @app.command()

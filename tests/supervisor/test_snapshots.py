@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.snapshot_restore import restore_snapshot
-from supervisor.snapshots import (
+from unattended.supervisor.git.restore import restore_snapshot
+from unattended.supervisor.git.snapshots import (
     SnapshotError,
     list_snapshots,
     prune_snapshots,

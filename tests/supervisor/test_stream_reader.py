@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from supervisor.rawlog import CappedLog
-from supervisor.stream_reader import MAX_LINE_BYTES, StreamReader
+from unattended.supervisor.worker.rawlog import CappedLog
+from unattended.supervisor.worker.stream import MAX_LINE_BYTES, StreamReader
 
 INIT = {"type": "system", "subtype": "init", "session_id": "s-1", "model": "claude-x",
         "claude_code_version": "2.1.197", "cwd": "/p", "tools": ["Bash"]}  # fmt: skip

@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from supervisor import proctree
-from supervisor.worker import SpawnError, Worker, WorkerSpec
+from unattended.platform_adapters import proctree
+from unattended.supervisor.worker.process import SpawnError, Worker, WorkerSpec
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def test_detached_grandchild_is_found_as_subreaper(fake_claude, repo, tmp_path):
 
 
 def test_stall_watchdog_ends_a_silent_idle_worker(fake_claude, repo, tmp_path, monkeypatch):
-    monkeypatch.setattr("supervisor.worker.CPU_SAMPLE_S", 0.3)
+    monkeypatch.setattr("unattended.supervisor.worker.process.CPU_SAMPLE_S", 0.3)
     fake_claude.script([["hang"]])
     worker = Worker.spawn(spec_for(fake_claude, repo, tmp_path, stall_s=1.5, grace_s=1.0))
     run_to_end(worker, 30)
@@ -170,7 +170,7 @@ def test_stall_watchdog_ends_a_silent_idle_worker(fake_claude, repo, tmp_path, m
 
 
 def test_busy_silent_tool_is_not_a_stall(fake_claude, repo, tmp_path, monkeypatch):
-    monkeypatch.setattr("supervisor.worker.CPU_SAMPLE_S", 0.3)
+    monkeypatch.setattr("unattended.supervisor.worker.process.CPU_SAMPLE_S", 0.3)
     fake_claude.script([[{"do": "busy", "seconds": 3}, "done"]])
     worker = Worker.spawn(spec_for(fake_claude, repo, tmp_path, stall_s=1.5))
     run_to_end(worker, 30)

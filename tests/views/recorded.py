@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from contracts.state import LastIteration, RunState
-from contracts.telemetry import TelemetryLine
+from unattended.contracts.state import LastIteration, RunState
+from unattended.contracts.telemetry import TelemetryLine
 
 OLD_RUN = "20261122T010000Z"
 RUN = "20261123T010000Z"

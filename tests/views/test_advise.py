@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from contracts.state import RunState
-from contracts.telemetry import TelemetryLine
-from supervisor.toml_edit import TomlEditError, set_key
 from tests.conftest import run_cli
+from unattended.contracts.state import RunState
+from unattended.contracts.telemetry import TelemetryLine
+from unattended.supervisor.views.toml_edit import TomlEditError, set_key
 
 TOML = """\
 # unattended settings for the names project

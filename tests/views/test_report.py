@@ -129,7 +129,7 @@ def test_report_markdown_and_charts(recorded: Recorded, hermetic_env: dict[str, 
 
 BLOCK_MATPLOTLIB = (
     "import sys; sys.modules['matplotlib'] = None; "
-    "from supervisor.entry import main; raise SystemExit(main(sys.argv[1:]))"
+    "from unattended.supervisor.cli.entry import main; raise SystemExit(main(sys.argv[1:]))"
 )
 
 
@@ -192,7 +192,7 @@ def test_report_of_archived_run(recorded: Recorded, hermetic_env: dict[str, str]
 
 
 def test_summary_text(recorded: Recorded):
-    from supervisor.report import gather_report, summary_text
+    from unattended.supervisor.views.report import gather_report, summary_text
 
     text = summary_text(gather_report(recorded.project))
     assert text.splitlines() == [
@@ -220,7 +220,7 @@ def test_report_errors(tmp_path: Path, hermetic_env: dict[str, str], recorded: R
 
 
 def test_steps_section(recorded: Recorded, hermetic_env: dict[str, str], tmp_path: Path):
-    from contracts.telemetry import TelemetryLine
+    from unattended.contracts.telemetry import TelemetryLine
 
     if "steps" not in TelemetryLine.model_fields:
         pytest.skip("telemetry has no steps field yet")

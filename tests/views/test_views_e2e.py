@@ -15,7 +15,7 @@ from tests.fakes.claude_fixture import FakeClaude
 FAST = ["--grace-seconds", "1", "--allowed-tools", "Bash,Write", "--max-cost-usd", "5"]
 BLOCK_MATPLOTLIB = (
     "import sys; sys.modules['matplotlib'] = None; "
-    "from supervisor.entry import main; raise SystemExit(main(sys.argv[1:]))"
+    "from unattended.supervisor.cli.entry import main; raise SystemExit(main(sys.argv[1:]))"
 )
 
 

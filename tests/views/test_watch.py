@@ -18,10 +18,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from contracts.state import RunState
-from contracts.status import RunStatus
 from tests.conftest import REPO_ROOT, git, run_cli, wait_for
 from tests.views.recorded import Recorded
+from unattended.contracts.state import RunState
+from unattended.contracts.status import RunStatus
 
 SECRET = "SECRET-FILE-CONTENT-4242"
 
@@ -207,7 +207,7 @@ def start_watch(tmux: Tmux, project: Path, tmp_path: Path) -> Path:
     out.mkdir()
     cmd = " ".join(
         shlex.quote(a)
-        for a in [sys.executable, "-m", "supervisor", "watch", "--project", str(project)]
+        for a in [sys.executable, "-m", "unattended", "watch", "--project", str(project)]
     )
     script = (
         f"cd {shlex.quote(str(REPO_ROOT))}; stty -g > {out}/before; {cmd}; "
@@ -261,7 +261,7 @@ def test_watch_in_tmux_sigterm_restores_the_terminal(
     out = start_watch(tmux, recorded.project, tmp_path)
     tmux.wait_screen("iteration 7 of 200")
     shell = psutil.Process(int(tmux("display-message", "-p", "-t", "w", "#{pane_pid}")))
-    (watcher,) = [p for p in shell.children() if "supervisor" in " ".join(p.cmdline())]
+    (watcher,) = [p for p in shell.children() if "unattended" in " ".join(p.cmdline())]
     watcher.terminate()
     assert wait_for(lambda: (out / "rc").exists(), 10), tmux.screen()
     assert (out / "rc").read_text().strip() == "0"

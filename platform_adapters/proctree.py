@@ -1,0 +1,315 @@
+"""The one place that knows process trees: finding a worker's descendants and ending them all.
+
+The Claude CLI's Bash tool runs commands in sessions of their own, so ``killpg`` on the worker
+misses them: descendants are found by walking parent links (psutil) while the tree is alive, and
+on Linux the daemon is a child subreaper so tool processes that detach are re-parented to it
+rather than to init. Every signal goes through ``_signal``, which checks the process's creation
+time first, so a recycled PID is never signalled.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psutil
+
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
+_FREEZE_ROUNDS = 8
+_REAP_WAIT_S = 2.0
+_protected: set[int] = set()  # our children whose exit status belongs to someone else
+
+
+@dataclass
+class EndReport:
+    """How ending a tree went."""
+
+    root_pid: int
+    interrupted: bool = False  # SIGINT reached the root
+    exited_in_grace: bool = False  # the root exited by itself after the SIGINT
+    escalated: bool = False  # escalate_now() cut the grace short
+    root_exit_code: int | None = None  # when we reaped the root: negative = signal
+    killed: list[int] = field(default_factory=list)  # got SIGKILL
+    survivors: list[int] = field(default_factory=list)  # still alive at the end (should be none)
+    duration_s: float = 0.0
+
+
+def protect(pid: int) -> None:
+    """Keep ``reap_orphans`` away from this child: its owner reaps it with its own waitpid."""
+    _protected.add(pid)
+
+
+def unprotect(pid: int) -> None:
+    _protected.discard(pid)
+
+
+def process(pid: int) -> psutil.Process | None:
+    """A handle that remembers the creation time (so PID reuse is noticed), or None if gone."""
+    import psutil
+
+    try:
+        return psutil.Process(pid)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def snapshot_tree(pid: int) -> list[psutil.Process]:
+    """All live descendants of ``pid`` by parent links, including those in other sessions."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return []
+
+
+def adopted_since(since: float, exclude: Collection[int] = ()) -> list[psutil.Process]:
+    """Processes re-parented to us (as a subreaper) created at or after ``since`` (a psutil
+    create_time), with their descendants: orphans of a tree we started then. Empty when we are
+    not a subreaper, since then orphans go to init and none of our other children qualify."""
+    import psutil
+
+    if not is_subreaper():
+        return []
+    found: list[psutil.Process] = []
+    for child in psutil.Process().children():
+        try:
+            if child.pid in exclude or child.create_time() < since:
+                continue
+            found.append(child)
+            found.extend(child.children(recursive=True))
+        except psutil.Error:
+            continue
+    return found
+
+
+def is_gone(proc: psutil.Process) -> bool:
+    """Dead, recycled or a zombie (a zombie runs nothing; its parent has to reap it)."""
+    import psutil
+
+    try:
+        return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
+
+
+def _signal(proc: psutil.Process, sig: int) -> bool:
+    """Send ``sig`` unless the process is gone or its PID now names another process."""
+    import psutil
+
+    try:
+        if not proc.is_running():  # also compares creation times: PID reuse
+            return False
+        proc.send_signal(sig)
+        return True
+    except psutil.Error:
+        return False
+
+
+def signal_all(procs: Iterable[psutil.Process], sig: int) -> list[int]:
+    """Signal each live process; returns the PIDs signalled."""
+    return [p.pid for p in procs if _signal(p, sig)]
+
+
+def freeze_and_kill(
+    procs: Iterable[psutil.Process], root: psutil.Process | None = None
+) -> list[int]:
+    """SIGSTOP everything (so nothing forks away while we look), add children that appeared
+    meanwhile, then SIGKILL the descendants and finally the root. Returns the PIDs killed."""
+    import psutil
+
+    frozen: dict[psutil.Process, None] = {}
+    pending = [p for p in procs if p != root]
+    if root is not None:
+        pending.append(root)
+    for _ in range(_FREEZE_ROUNDS):
+        fresh = [p for p in pending if p not in frozen and _signal(p, signal.SIGSTOP)]
+        if not fresh:
+            break
+        frozen.update(dict.fromkeys(fresh))
+        pending = []
+        for proc in fresh:
+            try:
+                pending.extend(proc.children(recursive=True))
+            except psutil.Error:
+                continue
+    order = [p for p in frozen if p != root] + ([root] if root in frozen else [])
+    return signal_all(order, signal.SIGKILL)
+
+
+def reap_ours(procs: Iterable[psutil.Process]) -> list[int]:
+    """Reap the given processes that are our children and have exited (not protected ones)."""
+    reaped = []
+    for proc in procs:
+        if proc.pid in _protected:
+            continue
+        try:
+            pid, _ = os.waitpid(proc.pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+        if pid:
+            reaped.append(pid)
+    return reaped
+
+
+def reap_orphans(skip: Collection[int] = ()) -> list[int]:
+    """As a subreaper, reap adopted zombie children. Never ``waitpid(-1)``: that could steal
+    the exit status of the worker (or of any protected PID, or one in ``skip``)."""
+    import psutil
+
+    reaped = []
+    for child in psutil.Process().children():
+        if child.pid in _protected or child.pid in skip:
+            continue
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                continue
+            pid, _ = os.waitpid(child.pid, os.WNOHANG)
+        except (psutil.Error, ChildProcessError):
+            continue
+        if pid:
+            reaped.append(pid)
+    return reaped
+
+
+def _prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def is_subreaper() -> bool:
+    """Whether orphans of our descendants are re-parented to us (Linux only)."""
+    prctl = _prctl()
+    if prctl is None:
+        return False
+    import ctypes
+
+    flag = ctypes.c_int(0)
+    return prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0 and flag.value != 0
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants our children so they can still be found and reaped.
+    Prefers ``platform_adapters.subreaper`` when it exists; returns whether it took effect."""
+    try:
+        from unattended.platform_adapters.subreaper import become_subreaper as adapter  # type: ignore
+    except ImportError:
+        adapter = None
+    if adapter is not None:
+        adapter()
+    else:
+        prctl = _prctl()
+        if prctl is not None:
+            prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    return is_subreaper()
+
+
+def _exit_code(status: int) -> int:
+    return os.waitstatus_to_exitcode(status)
+
+
+def end_tree(
+    root_pid: int,
+    grace_s: float,
+    known: Iterable[psutil.Process] = (),
+    escalate_now: Callable[[], bool] = lambda: False,
+    *,
+    poll_s: float = 0.05,
+    clock: Callable[[], float] = time.monotonic,
+) -> EndReport:
+    """Blocking: SIGINT the root (the Claude CLI's clean stop), wait up to ``grace_s`` while
+    snapshotting its descendants, then SIGKILL every descendant ever seen and the root, and reap
+    what is ours. ``escalate_now()`` returning True skips the rest of the grace. If the root is
+    our child it is reaped here (``root_exit_code``), so call this before reaping it yourself."""
+    started = clock()
+    report = EndReport(root_pid=root_pid)
+    root = process(root_pid)
+    seen: dict[psutil.Process, None] = dict.fromkeys(known)
+    if root is not None and not is_gone(root):
+        seen.update(dict.fromkeys(snapshot_tree(root_pid)))
+        report.interrupted = _signal(root, signal.SIGINT)
+    ours = root is not None and _is_our_child(root)
+    deadline = started + grace_s
+    while root is not None and clock() < deadline:
+        if _root_done(root, ours, report):
+            report.exited_in_grace = True
+            break
+        if escalate_now():
+            report.escalated = True
+            break
+        seen.update(dict.fromkeys(snapshot_tree(root_pid)))
+        time.sleep(poll_s)
+    if root is not None and report.root_exit_code is None and not is_gone(root):
+        seen.update(dict.fromkeys(snapshot_tree(root_pid)))
+    if root is not None:
+        seen.update(dict.fromkeys(adopted_since(_create_time(root), exclude={root_pid})))
+    report.killed = freeze_and_kill(seen, root if report.root_exit_code is None else None)
+    _finish_reaping(root, ours, report, list(seen), clock)
+    report.duration_s = clock() - started
+    return report
+
+
+def _create_time(proc: psutil.Process) -> float:
+    import psutil
+
+    try:
+        return proc.create_time()
+    except psutil.Error:
+        return 0.0
+
+
+def _is_our_child(proc: psutil.Process) -> bool:
+    import psutil
+
+    try:
+        return proc.ppid() == os.getpid()
+    except psutil.Error:
+        return False
+
+
+def _root_done(root: psutil.Process, ours: bool, report: EndReport) -> bool:
+    """Has the root exited? Reaps it when it is our child."""
+    if not ours:
+        return is_gone(root)
+    try:
+        pid, status = os.waitpid(root.pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    if pid:
+        report.root_exit_code = _exit_code(status)
+        return True
+    return False
+
+
+def _finish_reaping(
+    root: psutil.Process | None,
+    ours: bool,
+    report: EndReport,
+    seen: list[psutil.Process],
+    clock: Callable[[], float],
+) -> None:
+    deadline = clock() + _REAP_WAIT_S
+    while True:
+        if root is not None and report.root_exit_code is None and ours:
+            _root_done(root, ours, report)
+        reap_ours(seen)
+        alive = [p for p in seen if not is_gone(p)]
+        if root is not None and not is_gone(root) and root not in alive:
+            alive.append(root)
+        if not alive or clock() >= deadline:
+            report.survivors = [p.pid for p in alive]
+            return
+        time.sleep(0.02)

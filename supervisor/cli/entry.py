@@ -1,0 +1,77 @@
+"""The ``unattended`` console entry point.
+
+The context-meter hook runs after every tool call of every worker, so it is dispatched here
+before the CLI framework (typer, pydantic: 60-200 ms of imports) is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _dispatch(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:  # `unattended status | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
+    if argv is None:
+        _exit_now(code)
+    return code
+
+
+def _exit_now(code: int) -> None:
+    """As a command, skip the interpreter's teardown (~50 ms of freeing pydantic and typer):
+    everything we write goes through os.write or closed files; only stdio needs a flush."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):
+        pass
+    os._exit(code)
+
+
+def _dispatch(args: list[str]) -> int:
+    if args[:2] == ["hook", "context-meter"]:
+        from unattended.supervisor.hook.meter import run_hook
+
+        return run_hook(args[2:])
+    # pydantic looks for plugins through importlib.metadata at import (~20 ms); we use none.
+    # Set before any import of pydantic; worker_env() keeps it out of the workers' environment.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    if args[:1] == ["status"]:
+        fast = _status_fast_path(args[1:])
+        if fast is not None:
+            return fast
+    from unattended.supervisor.cli.app import run_cli
+
+    return run_cli(args)
+
+
+def _status_fast_path(args: list[str]) -> int | None:
+    """`status [--project DIR] [--json]` without the CLI framework (typer alone costs ~50 ms of
+    imports); anything else (help, typos) returns None and goes through typer as usual."""
+    from pathlib import Path
+
+    project, json_out, rest = None, False, list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--json" and not json_out:
+            json_out = True
+        elif arg == "--project" and rest and project is None:
+            project = rest.pop(0)
+        elif arg.startswith("--project=") and project is None:
+            project = arg.removeprefix("--project=")
+        else:
+            return None
+    path = Path(project or ".").expanduser()
+    if not path.is_dir():
+        return None  # typer's path gives the usual one-line error
+    from unattended.supervisor.cli.status import show_status
+
+    return show_status(path.resolve(), json_out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,272 @@
+"""``unattended hook context-meter``: how full is this worker's context window?
+
+Claude Code runs this after every tool call of every worker (a PostToolUse hook given through
+``--settings``), so it is dispatched from ``supervisor.entry`` before the CLI framework loads,
+and imports only ``os``, ``sys``, ``time``, ``fcntl`` and the C half of ``json``: typer,
+pydantic and ``anthropic`` cost 60-1,100 ms to import. It reads only the tail of the
+transcript. ``supervisor/hook_script.py`` runs it under ``python -I -S``, skipping ``site`` and
+never putting the worker's directory on ``sys.path``: see
+``supervisor.worker_settings.hook_command``.
+
+The reading is the latest main-chain assistant message's usage (input + cache creation + cache
+read tokens): what the last request sent. Sidechain (subagent) lines have their own context and
+are skipped; nothing before the last ``compact_boundary`` counts. Above the warn threshold the
+worker is told to finish its step; above the stop threshold to write handoff notes, commit and
+end. The hook fails open (exit 0, no output) but counts every failure in
+``.unattended/context-meter.json``, which is also the live reading ``budget check`` and ``step``
+use inside a worker.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from unattended.supervisor.hook.transcript_tail import (
+    MeterError,
+    as_int,
+    dumps,
+    latest_context,
+    loads,
+    wait_for_line,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs ~4 ms to import; annotations are strings here
+    from typing import Any
+
+# The names are pinned against contracts.hook by a test; spelled out to keep this import-light.
+ENV_CONTEXT_WINDOW = "UNATTENDED_CONTEXT_WINDOW"
+ENV_WARN_PCT = "UNATTENDED_CONTEXT_WARN_PCT"
+ENV_STOP_PCT = "UNATTENDED_CONTEXT_STOP_PCT"
+ENV_STATE_DIR = "UNATTENDED_STATE_DIR"
+ENV_CONTEXT_SOURCE = "UNATTENDED_CONTEXT_SOURCE"
+ENV_PROJECT = "UNATTENDED_PROJECT"
+ENV_ITERATION = "UNATTENDED_ITERATION"
+
+METER_FILE = "context-meter.json"
+METER_LOCK = ".context-meter.lock"
+HANDOFF_FILE = "handoff.md"
+SCHEMA_VERSION = 1
+DEFAULT_WARN_PCT = 70.0
+DEFAULT_STOP_PCT = 85.0
+
+WARN_TEXT = (
+    "unattended context meter: your context window is {pct:.1f}% full ({tokens:,} of {window:,} "
+    "tokens). Finish the step you are on and commit it; do not start another large step. "
+    "At {stop:g}% you will be asked to hand off to a fresh worker."
+)
+STOP_TEXT = (
+    "unattended context meter: your context window is {pct:.1f}% full ({tokens:,} of {window:,} "
+    "tokens). Stop now: write handoff notes for the next worker to {handoff} (what is done, "
+    "what is left, what you were in the middle of, how to check it), commit your work with git, "
+    "and end the session without starting anything new."
+)
+
+
+# ----- the hook ----------------------------------------------------------------------------
+
+
+def _state_dir(environ: dict[str, str], hook_input: dict[str, Any] | None) -> str | None:
+    if environ.get(ENV_STATE_DIR):
+        return environ[ENV_STATE_DIR]
+    if environ.get(ENV_PROJECT):
+        return os.path.join(environ[ENV_PROJECT], ".unattended")
+    cwd = hook_input.get("cwd") if isinstance(hook_input, dict) else None
+    if isinstance(cwd, str) and os.path.isdir(os.path.join(cwd, ".unattended")):
+        return os.path.join(cwd, ".unattended")
+    return None
+
+
+def _float_env(environ: dict[str, str], name: str, default: float) -> float:
+    try:
+        return float(environ[name])
+    except (KeyError, ValueError):
+        return default
+
+
+def _window(environ: dict[str, str], model: str | None) -> int:
+    try:
+        window = int(environ[ENV_CONTEXT_WINDOW])
+        if window > 0:
+            return window
+    except (KeyError, ValueError):
+        pass
+    from unattended.contracts.models_table import table_window  # stdlib-only; when the env lacks it
+
+    return table_window(model)
+
+
+def band_of(pct: float, warn: float, stop: float) -> str:
+    if pct >= stop:
+        return "stop"
+    if pct >= warn:
+        return "warn"
+    return "normal"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def record(state_dir: str | None, reading: dict[str, Any] | None, error: str | None) -> None:
+    """Add one reading or one failure to context-meter.json (locked read-modify-write, atomic)."""
+    if not state_dir:
+        return
+    import fcntl
+
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    target = os.path.join(state_dir, METER_FILE)
+    lock_fd = os.open(
+        os.path.join(state_dir, METER_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+    )
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        try:
+            with open(target, "rb") as f:
+                data = loads(f.read())
+            if not isinstance(data, dict):
+                data = {}
+        except (OSError, ValueError):
+            data = {}
+        data["schema_version"] = SCHEMA_VERSION
+        data["readings"] = as_int(data.get("readings"))
+        data["failures"] = as_int(data.get("failures"))
+        data.setdefault("last_error", None)
+        data.setdefault("last_error_at", None)
+        data.setdefault("last_reading", None)
+        if reading is not None:
+            data["readings"] += 1
+            data["last_reading"] = reading
+            # Flat copies for `status`, which reads band and pct at the top level.
+            data["band"], data["pct"] = reading["band"], reading["percent"]
+            data["tokens"], data["window"] = reading["tokens"], reading["window"]
+        if error is not None:
+            data["failures"] += 1
+            data["last_error"], data["last_error_at"] = error[:500], _now()
+        data["updated_at"] = _now()
+        tmp = f"{target}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                os.write(fd, (dumps(data) + "\n").encode())
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+        except OSError:
+            os.unlink(tmp)  # a full disk must not leave temp files behind
+            raise
+    finally:
+        os.close(lock_fd)  # releases the lock
+
+
+def _parse_args(argv: list[str], environ: dict[str, str]) -> str:
+    source = environ.get(ENV_CONTEXT_SOURCE) or "transcript"
+    for i, arg in enumerate(argv):
+        if arg == "--context-source" and i + 1 < len(argv):
+            source = argv[i + 1]
+        elif arg.startswith("--context-source="):
+            source = arg.split("=", 1)[1]
+    return source
+
+
+def measure(
+    hook_input: Any, environ: dict[str, str], source: str
+) -> tuple[dict[str, Any], str | None, str | None]:
+    """(reading, text for the worker or None, api failure or None); raises MeterError."""
+    if not isinstance(hook_input, dict):
+        raise MeterError("hook input is not a JSON object")
+    path = hook_input.get("transcript_path")
+    if not isinstance(path, str) or not path:
+        raise MeterError("hook input has no transcript_path")
+    tool_use_id = hook_input.get("tool_use_id")
+    try:
+        if isinstance(tool_use_id, str) and tool_use_id:
+            wait_for_line(path, tool_use_id.encode())
+        tokens, model = latest_context(path)
+    except OSError as exc:
+        raise MeterError(f"cannot read the transcript {path}: {exc.strerror or exc}") from None
+    compacted = tokens is None
+    tokens = tokens or 0
+    used_source, api_error = "transcript", None
+    if source == "api" and not compacted:
+        try:
+            from unattended.supervisor.hook.api import api_tokens
+
+            counted = api_tokens(path, model)
+            if counted > tokens:
+                tokens, used_source = counted, "api"
+        except Exception as exc:  # fail open: the transcript reading stands
+            api_error = f"api: {type(exc).__name__}: {exc}"
+    window = _window(environ, model)
+    warn = _float_env(environ, ENV_WARN_PCT, DEFAULT_WARN_PCT)
+    stop = _float_env(environ, ENV_STOP_PCT, DEFAULT_STOP_PCT)
+    pct = tokens / window * 100
+    band = band_of(pct, warn, stop)
+    session = hook_input.get("session_id")
+    reading = {
+        "tokens": tokens,
+        "percent": round(pct, 1),
+        "band": band,
+        "window": window,
+        "session_id": session if isinstance(session, str) else None,
+        "model": model,
+        "iteration": environ.get(ENV_ITERATION),
+        "source": used_source,
+        "compacted": compacted,
+        "time": _now(),
+    }
+    text = None
+    if band == "warn":
+        text = WARN_TEXT.format(pct=pct, tokens=tokens, window=window, stop=stop)
+    elif band == "stop":
+        state_dir = _state_dir(environ, hook_input)
+        handoff = os.path.join(state_dir, HANDOFF_FILE) if state_dir else ".unattended/handoff.md"
+        text = STOP_TEXT.format(pct=pct, tokens=tokens, window=window, handoff=handoff)
+    return reading, text, api_error
+
+
+def hook_output(text: str) -> str:
+    """The exact JSON Claude Code reads from a PostToolUse hook's stdout."""
+    doc = {"hookSpecificOutput": {"hookEventName": "PostToolUse", "additionalContext": text}}
+    return dumps(doc)
+
+
+def run_hook(argv: list[str]) -> int:
+    """Entry point; always returns 0 (the hook must never block or fail the worker)."""
+    environ = dict(os.environ)
+    hook_input: Any = None
+    state_dir: str | None = None
+    try:
+        source = _parse_args(argv, environ)
+        raw = sys.stdin.buffer.read() if sys.stdin is not None else b""
+        try:
+            hook_input = loads(raw) if raw.strip() else None
+        except (ValueError, RecursionError):
+            hook_input = None
+        state_dir = _state_dir(environ, hook_input if isinstance(hook_input, dict) else None)
+        if hook_input is None:
+            raise MeterError("hook stdin is empty or not JSON")
+        reading, text, api_error = measure(hook_input, environ, source)
+    except MeterError as exc:
+        _safe_record(state_dir, None, str(exc))
+        return 0
+    except Exception as exc:  # a bug must not block the worker either; it is counted
+        _safe_record(state_dir, None, f"{type(exc).__name__}: {exc}")
+        return 0
+    _safe_record(state_dir, reading, api_error)
+    if text is not None:
+        try:
+            sys.stdout.write(hook_output(text) + "\n")
+            sys.stdout.flush()
+        except OSError:
+            pass
+    return 0
+
+
+def _safe_record(state_dir: str | None, reading: dict[str, Any] | None, error: str | None) -> None:
+    try:  # noqa: SIM105 - contextlib costs an import on the hot path
+        record(state_dir, reading, error)
+    except Exception:  # recording is best effort; the worker comes first
+        pass

@@ -1,0 +1,107 @@
+"""``run.log`` for people and ``events.jsonl`` for machines, written side by side.
+
+Lines are flushed as written; the file is reopened when it was moved or removed (logrotate,
+``git clean``), so ``tail -F`` keeps working. The daemon never truncates it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from unattended.contracts.timefmt import from_epoch, utc_iso
+from unattended.supervisor.records.fsio import PRIVATE_FILE_MODE, ensure_private_dir, sys_calls
+
+
+class _ReopeningFile:
+    """An append-only file that notices when its path no longer points at the open inode."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._ino: tuple[int, int] | None = None
+
+    def _open(self) -> int:
+        ensure_private_dir(self.path.parent)
+        fd = sys_calls.open(
+            self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, PRIVATE_FILE_MODE
+        )
+        st = os.fstat(fd)
+        self._fd, self._ino = fd, (st.st_dev, st.st_ino)
+        return fd
+
+    def _current_fd(self) -> int:
+        if self._fd is None:
+            return self._open()
+        try:
+            st = os.stat(self.path)
+            moved = (st.st_dev, st.st_ino) != self._ino
+        except FileNotFoundError:
+            moved = True
+        if moved:
+            self.close()
+            return self._open()
+        return self._fd
+
+    def write(self, text: str) -> None:
+        sys_calls.write(self._current_fd(), text.encode())
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class RunLog:
+    """One human line and one JSON record per event."""
+
+    def __init__(self, run_log: Path, events: Path, run_id: str | None = None) -> None:
+        self._human = _ReopeningFile(run_log)
+        self._machine = _ReopeningFile(events)
+        self.run_id = run_id
+        self.echo: Any = None  # optional callable(str) for foreground runs
+
+    def event(
+        self, message: str, *, iteration: int | None = None, kind: str = "info", **fields: Any
+    ) -> None:
+        epoch = sys_calls.time()
+        now = utc_iso(from_epoch(epoch))
+        prefix = f"{now} iter {iteration} " if iteration else f"{now} "
+        line = prefix + message
+        try:
+            self._human.write(line + "\n")
+            record = {"time": now, "epoch": round(epoch, 3), "run_id": self.run_id}
+            record.update(kind=kind, iteration=iteration)
+            record.update(fields)
+            record["message"] = message
+            self._machine.write(json.dumps(record, default=str) + "\n")
+        except OSError:
+            # A log line must never take the run down; the state file is the source of truth.
+            pass
+        if self.echo is not None:
+            self.echo(line)
+
+    def machine(self, kind: str, iteration: int | None = None, **fields: Any) -> None:
+        """A record for machines only (too fine-grained for people reading run.log)."""
+        epoch = sys_calls.time()
+        record = {"time": utc_iso(from_epoch(epoch)), "epoch": round(epoch, 3)}
+        record.update(run_id=self.run_id, kind=kind, iteration=iteration, **fields)
+        with contextlib.suppress(OSError):
+            self._machine.write(json.dumps(record, default=str) + "\n")
+
+    def separator(self, text: str) -> None:
+        with contextlib.suppress(OSError):
+            self._human.write(f"----- {text} -----\n")
+
+    def close(self) -> None:
+        self._human.close()
+        self._machine.close()
+
+
+def utc_iso_now() -> str:
+    from unattended.contracts.timefmt import from_epoch
+
+    return utc_iso(from_epoch(sys_calls.time()))

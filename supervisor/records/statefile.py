@@ -1,0 +1,126 @@
+"""Reading and writing state.json, and telling a live daemon from a dead one."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from pathlib import Path
+
+from unattended.contracts.paths import RunPaths
+from unattended.contracts.state import RunState, StateFileError, parse_state
+from unattended.contracts.status import CRASHED
+from unattended.supervisor.records.fsio import atomic_write
+
+
+def read_state(paths: RunPaths) -> RunState | None:
+    """The saved state, or None when the project never ran. Raises StateFileError."""
+    try:
+        text = paths.state.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateFileError(f"{paths.state}: cannot read: {exc.strerror}") from None
+    return parse_state(text, paths.state)
+
+
+# Space kept aside so the final state can still be written when a worker fills the disk.
+RESERVE_NAME = ".disk-reserve"
+RESERVE_BYTES = 64 * 1024
+
+
+def _reserve_path(paths: RunPaths) -> Path:
+    return paths.root / RESERVE_NAME
+
+
+def keep_reserve(paths: RunPaths) -> None:
+    """Make sure the space reserve exists (real blocks, not a sparse file); best effort."""
+    reserve = _reserve_path(paths)
+    if reserve.exists() or not paths.root.is_dir():
+        return
+    try:
+        fd = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return
+    try:
+        os.write(fd, bytes(RESERVE_BYTES))
+    except OSError:  # the disk is already too full: a partial reserve would only take space
+        os.close(fd)
+        reserve.unlink(missing_ok=True)
+        return
+    os.close(fd)
+
+
+def release_reserve(paths: RunPaths) -> bool:
+    """Give the reserve's space back; True when there was one to give."""
+    try:
+        _reserve_path(paths).unlink()
+    except OSError:
+        return False
+    return True
+
+
+def write_state(paths: RunPaths, state: RunState) -> None:
+    """Atomic rewrite. On a full disk the reserve is given up so this record still lands whole
+    (a run that ends on ENOSPC says so in state.json), then ENOSPC is raised all the same: the
+    caller must know that the disk is full."""
+    text = state.to_json()
+    keep_reserve(paths)
+    try:
+        atomic_write(paths.state, text)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC or not release_reserve(paths):
+            raise
+        with contextlib.suppress(OSError):
+            atomic_write(paths.state, text)
+        raise
+
+
+def process_create_time(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
+def pid_is_alive(pid: int | None, create_time: float | None) -> bool:
+    """True when ``pid`` is the same live process that recorded ``create_time``.
+
+    A zombie counts as dead (in containers PID 1 may never reap an orphaned daemon); a process
+    of another user (EPERM) counts as alive; a reused PID (different create time) is dead.
+    """
+    if not pid or pid <= 0:
+        return False
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return not (create_time is not None and abs(proc.create_time() - create_time) > 0.01)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def effective_status(state: RunState) -> tuple[str, bool]:
+    """(status to show, daemon alive). Non-terminal state with a dead daemon shows 'crashed'."""
+    alive = pid_is_alive(state.pid, state.pid_create_time)
+    if state.status.terminal:
+        return state.status.value, alive
+    return (state.status.value if alive else CRASHED), alive
+
+
+def read_pid_file(path: Path) -> tuple[int, float | None] | None:
+    try:
+        parts = path.read_text().split()
+        return int(parts[0]), (float(parts[1]) if len(parts) > 1 else None)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def write_pid_file(path: Path, pid: int, create_time: float | None) -> None:
+    atomic_write(path, f"{pid} {create_time if create_time is not None else ''}\n".strip() + "\n")

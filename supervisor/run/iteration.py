@@ -1,0 +1,175 @@
+"""One iteration, start to end: git evidence, the worker's argv and env, the record.
+
+Gathers facts only; deciding what they mean is ``safety``'s job.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from unattended.contracts.iteration import GitPoint, IterationRecord, RateLimitSeen
+from unattended.contracts.settings import Settings
+
+DONE_WHEN_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """What the next worker will be: decided by the loop, executed here."""
+
+    number: int
+    prompt: str
+    model: str | None
+    resume_session: str | None  # --resume <id> when continuing the previous session
+
+
+def build_argv(settings: Settings, plan: WorkerPlan, settings_file: Path | None) -> list[str]:
+    argv = [settings.claude_bin, "-p", plan.prompt, "--output-format", "stream-json", "--verbose"]
+    argv += ["--permission-mode", settings.effective_permission_mode()]
+    if settings.allowed_tools:
+        argv += ["--allowed-tools", settings.allowed_tools]
+    if plan.model:
+        argv += ["--model", plan.model]
+    if settings_file is not None:
+        argv += ["--settings", str(settings_file)]
+    if plan.resume_session:
+        argv += ["--resume", plan.resume_session]
+    return argv
+
+
+def worker_env(
+    environ: Mapping[str, str],
+    project: Path,
+    run_id: str,
+    number: int,
+    extra: Mapping[str, str] = {},
+) -> dict[str, str]:
+    from unattended.platform_adapters._proc import clean_env
+
+    env = clean_env(environ)
+    env.update(extra)
+    env["UNATTENDED_PROJECT"] = str(project)
+    env["UNATTENDED_RUN_ID"] = run_id
+    env["UNATTENDED_ITERATION"] = str(number)
+    return env
+
+
+def git_point(
+    project: Path,
+    git_dir: Path,
+    run_id: str,
+    number: int,
+    phase: str,
+    settings: Settings,
+    warn: Callable[[str], None],
+) -> GitPoint:
+    """Snapshot the whole work tree (so a worker's `git reset --hard` costs one iteration at
+    most) and return HEAD plus the tree hash, the supervisor's evidence of progress."""
+    from unattended.supervisor.git.facts import GitError, run_git
+    from unattended.supervisor.git.snapshots import take_snapshot
+
+    try:
+        snap = take_snapshot(
+            project, git_dir, run_id, number, phase, tuple(settings.snapshot_ignored)
+        )
+        head = run_git(project, "rev-parse", "-q", "--verify", "HEAD", check=False).strip()
+        return GitPoint(head=head or None, tree=snap.tree)
+    except (GitError, OSError) as exc:
+        warn(f"git snapshot ({phase}) failed: {exc}")
+        return GitPoint()
+
+
+def run_done_when(command: str, project: Path, env: Mapping[str, str]) -> bool:
+    """--done-when: a shell command in the project; exit 0 means the task is done."""
+    try:
+        proc = subprocess.run(
+            command,
+            shell=True,
+            cwd=project,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=DONE_WHEN_TIMEOUT_S,
+            start_new_session=True,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return proc.returncode == 0
+
+
+def count_commits(project: Path, before: str | None, after: str | None) -> tuple[int, int]:
+    """(commits, files changed) between two HEADs; zeros when unknown."""
+    if not before or not after or before == after:
+        return 0, 0
+    from unattended.supervisor.git.facts import GitError, commit_range_summary, files_changed
+
+    try:
+        return len(commit_range_summary(project, before, after)), files_changed(
+            project, before, after
+        )
+    except GitError:
+        return 0, 0
+
+
+def record_from_worker(
+    number: int,
+    started_at: float,
+    ended_at: float,
+    outcome: object,
+    before: GitPoint,
+    after: GitPoint,
+) -> IterationRecord:
+    """Turn the worker module's outcome into the contract record ``safety`` reads."""
+    facts = outcome.stream  # type: ignore[attr-defined]
+    result = facts.result
+    rate = facts.rate_limit
+    rec = IterationRecord(
+        number=number,
+        started_at=datetime.fromtimestamp(started_at, UTC),
+        ended_at=datetime.fromtimestamp(ended_at, UTC),
+        duration_s=round(ended_at - started_at, 3),
+        exit_code=outcome.exit_code,  # type: ignore[attr-defined]
+        ended_by=outcome.ended_by,  # type: ignore[attr-defined]
+        last_stderr_line=outcome.last_stderr_line,  # type: ignore[attr-defined]
+        saw_result=result is not None,
+        tool_calls=facts.tool_calls,
+        api_retries=facts.api_retries,
+        last_api_retry_status=facts.last_api_retry_status,
+        session_id=facts.session_id,
+        model=facts.model,
+        context_peak_tokens=facts.context_peak_tokens,
+        git_before=before,
+        git_after=after,
+    )
+    if rate is not None:
+        rec.rate_limit = RateLimitSeen(
+            status=rate.status,
+            resets_at=rate.resets_at,
+            limit_type=rate.rate_limit_type,
+            utilization=rate.utilization,
+        )
+    if result is not None:
+        rec.result_subtype = result.subtype
+        rec.is_error = result.is_error
+        rec.api_error_status = result.api_error_status
+        rec.terminal_reason = result.terminal_reason
+        rec.result_text = result.result
+        rec.num_turns = result.num_turns
+        rec.session_id = result.session_id or rec.session_id
+        rec.permission_denials = [d.tool_name for d in result.permission_denials]
+        rec.input_tokens = result.usage.input_tokens
+        rec.output_tokens = result.usage.output_tokens
+        rec.cache_creation_tokens = result.usage.cache_creation_input_tokens
+        rec.cache_read_tokens = result.usage.cache_read_input_tokens
+        rec.cost_usd = result.total_cost_usd
+        windows = [m.context_window for m in result.model_usage.values() if m.context_window]
+        if windows:
+            rec.context_window = max(windows)
+        if result.model_usage and not rec.model:
+            rec.model = next(iter(result.model_usage))
+    return rec

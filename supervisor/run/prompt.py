@@ -1,0 +1,92 @@
+"""What each worker is told: the user's prompt, the reporting protocol, and what came before.
+
+The prompt file is re-read for every fresh worker, so a person can steer a run overnight by
+editing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from unattended.contracts.settings import Settings
+
+DONE_MARKER = "UNATTENDED_DONE"
+BLOCKED_MARKER = "UNATTENDED_BLOCKED"
+
+PROTOCOL = f"""
+
+---
+## How to report (you are running unattended; nobody will answer questions)
+You are one of a series of fresh workers on this task, supervised by `unattended`. Work in small
+steps and commit each step with git: progress is judged only by what git shows.
+- When the WHOLE task is complete, end your final message with a line of its own:
+  {DONE_MARKER}
+- When you cannot go on without a human (a decision, a credential, an access), end your final
+  message with a line of its own:
+  {BLOCKED_MARKER}: <one-sentence reason>
+- Otherwise just stop when you have made a solid step; another worker will continue.
+Do not ask questions: decide, note the decision in the commit message, and go on.
+"""
+
+CONTINUATION = (
+    "Continue the same task from where you left off. Commit each step. Follow the reporting "
+    "protocol from the first message (a line UNATTENDED_DONE when everything is complete, "
+    "UNATTENDED_BLOCKED: <reason> when you need a human)."
+)
+
+
+class PromptError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class PromptSource:
+    text: str | None
+    file: Path | None
+
+    def describe(self) -> str:
+        return str(self.file) if self.file else "--prompt"
+
+
+def prompt_source(project: Path, settings: Settings) -> PromptSource | None:
+    """Where the prompt comes from: --prompt, --prompt-file, else PROMPT.md; None if nowhere."""
+    if settings.prompt is not None:
+        return PromptSource(settings.prompt, None)
+    if settings.prompt_file is not None:
+        path = Path(settings.prompt_file).expanduser()
+        return PromptSource(None, path if path.is_absolute() else project / path)
+    default = project / "PROMPT.md"
+    return PromptSource(None, default) if default.is_file() else None
+
+
+def read_prompt(source: PromptSource) -> str:
+    if source.text is not None:
+        text = source.text
+    else:
+        assert source.file is not None
+        try:
+            text = source.file.read_text()
+        except OSError as exc:
+            raise PromptError(f"cannot read prompt file {source.file}: {exc.strerror}") from None
+    if not text.strip():
+        raise PromptError(f"the prompt ({source.describe()}) is empty")
+    return text
+
+
+def build_prompt(user_prompt: str, handoff: str | None = None, diagnosis: str | None = None) -> str:
+    parts = [user_prompt.rstrip(), PROTOCOL]
+    if handoff:
+        parts.append(
+            "\n## Handoff notes from the previous worker (its context filled up)\n"
+            + handoff.strip()
+        )
+    if diagnosis:
+        parts.append("\n## Note from the supervisor about the previous attempts\n" + diagnosis)
+    return "\n".join(parts) + "\n"
+
+
+def build_continuation(diagnosis: str | None = None) -> str:
+    if diagnosis:
+        return CONTINUATION + "\n\nNote from the supervisor: " + diagnosis
+    return CONTINUATION

@@ -1,0 +1,238 @@
+"""The per-user registry of daemons: what ``unattended ps`` lists and ``stop --all`` stops.
+
+One file per daemon, ``$XDG_STATE_HOME/unattended/daemons/<pid>.json`` (default
+``~/.local/state/unattended``), written atomically when the daemon starts and removed when it
+exits. The registry only says *where* runs are; their status, iteration and cost always come from
+each project's ``.unattended/state.json``, the run's single source of truth.
+
+How a row's status is decided (``list_runs``):
+
+- daemon alive and state.json names it: the state's status (``running``, ``waiting``...);
+- daemon alive but state.json missing, unreadable or naming another daemon: ``unknown``;
+- daemon dead (or its pid reused: different create time) and its run never reached a terminal
+  status: ``crashed``, the row stays until a new daemon registers for that project;
+- daemon dead but its run ended normally (terminal status) or was superseded by a newer run,
+  or the project directory is gone: the file is a leftover, removed and not listed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import typer
+
+STATE_SUBDIR = "unattended"
+DAEMONS_SUBDIR = "daemons"
+
+
+def state_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """``$XDG_STATE_HOME/unattended`` (a relative XDG_STATE_HOME is ignored, as the spec says)."""
+    base = environ.get("XDG_STATE_HOME", "")
+    if not base or not os.path.isabs(base):
+        base = str(Path(environ.get("HOME") or Path.home()) / ".local" / "state")
+    return Path(base) / STATE_SUBDIR
+
+
+def daemons_dir(root: Path | None = None) -> Path:
+    return (root or state_dir()) / DAEMONS_SUBDIR
+
+
+def register(
+    project: Path,
+    pid: int,
+    pid_create_time: float | None,
+    run_id: str,
+    started_at: str,
+    *,
+    root: Path | None = None,
+) -> None:
+    """Record a daemon. Call after state.json names it; dead entries of the same project go."""
+    from unattended.contracts.registry import RegistryEntry
+    from unattended.supervisor.records.fsio import atomic_write, ensure_private_dir
+
+    directory = daemons_dir(root)
+    ensure_private_dir(directory)
+    entry = RegistryEntry(
+        project=str(project),
+        pid=pid,
+        pid_create_time=pid_create_time,
+        run_id=run_id,
+        started_at=started_at,
+    )
+    _prune_same_project(directory, entry.project, pid)
+    atomic_write(directory / f"{pid}.json", entry.to_json())
+
+
+def unregister(pid: int, *, root: Path | None = None) -> None:
+    """Remove a daemon's file (idempotent; a missing registry is fine)."""
+    with contextlib.suppress(OSError):
+        (daemons_dir(root) / f"{pid}.json").unlink(missing_ok=True)
+
+
+def _prune_same_project(directory: Path, project: str, own_pid: int) -> None:
+    """A new daemon for a project supersedes the crashed ones before it."""
+    from unattended.supervisor.records.statefile import pid_is_alive
+
+    for entry, path in _read_entries(directory)[0]:
+        same = entry.project == project and entry.pid != own_pid
+        if same and not pid_is_alive(entry.pid, entry.pid_create_time):
+            _remove(path)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
+def _read_entries(directory: Path) -> tuple[list, list[str]]:  # ([(RegistryEntry, Path)], problems)
+    from unattended.contracts.registry import RegistryError, parse_entry
+
+    entries, problems = [], []
+    try:
+        files = sorted(directory.glob("*.json"))
+    except OSError:
+        return [], []
+    for path in files:
+        try:
+            entries.append((parse_entry(path.read_text(), path), path))
+        except FileNotFoundError:
+            continue  # unregistered while we looked
+        except OSError as exc:
+            problems.append(f"{path}: cannot read: {exc.strerror}")
+        except RegistryError as exc:
+            problems.append(str(exc))
+    return entries, problems
+
+
+def scan(root: Path | None = None) -> tuple[list, list[str]]:
+    """(RunEntry rows sorted by start time, one line per unreadable registry file)."""
+    rows = []
+    entries, problems = _read_entries(daemons_dir(root))
+    for entry, path in entries:
+        row = _join_state(entry)
+        if row is None:
+            _remove(path)
+        else:
+            rows.append(row)
+    rows.sort(key=lambda r: (r.started_at, r.project, r.pid))
+    return rows, problems
+
+
+def list_runs(root: Path | None = None) -> list:  # -> list[RunEntry]
+    """Every registered run of this user, each joined with its project's state.json."""
+    return scan(root)[0]
+
+
+def _join_state(entry):  # noqa: ANN001, ANN202 - (RegistryEntry) -> RunEntry | None
+    """The ps row for one registry entry, or None when the entry is a leftover to remove."""
+    from unattended.contracts.paths import RunPaths
+    from unattended.contracts.registry import RunEntry
+    from unattended.contracts.state import StateFileError
+    from unattended.contracts.status import CRASHED
+    from unattended.supervisor.records.statefile import effective_status, pid_is_alive, read_state
+
+    alive = pid_is_alive(entry.pid, entry.pid_create_time)
+    project = Path(entry.project)
+    base = {
+        "project": entry.project,
+        "pid": entry.pid,
+        "alive": alive,
+        "started_at": entry.started_at,
+        "run_id": entry.run_id,
+        "pid_create_time": entry.pid_create_time,
+    }
+    if not alive and not project.is_dir():
+        return None
+    try:
+        state = read_state(RunPaths(project))
+        note = None if state is not None else "no state.json"
+    except StateFileError as exc:
+        state, note = None, str(exc)
+    if state is not None and state.pid != entry.pid:
+        if not alive:
+            return None  # a newer run (or a resumed one) owns the project now
+        state, note = None, f"state.json names pid {state.pid}"
+    if state is None:
+        return RunEntry(**base, status="unknown" if alive else CRASHED, note=note)
+    if not alive and state.status.terminal:
+        return None  # the run ended normally; only the unregister step was lost
+    shown, _ = effective_status(state)
+    return RunEntry(
+        **base,
+        status=shown if alive else CRASHED,
+        iteration=state.iteration,
+        cost_usd=state.cost_usd,
+        max_iterations=state.max_iterations,
+        updated_at=state.updated_at,
+    )
+
+
+def stop_all(now: bool, wait: bool, timeout: float | None, *, root: Path | None = None) -> int:
+    """``unattended stop --all``: ask every live run of this user to stop.
+
+    Every run is asked first (one line each, prefixed with its project and pid); with ``--wait``
+    all of them are then awaited together, so ``--timeout`` bounds the whole command rather than
+    each run in turn (a plain stop of one run must not delay the request to the next by an
+    iteration). Exit 1 when some daemon still runs after the timeout, else the worst exit code
+    of the individual requests (0 normally).
+    """
+    from unattended.supervisor.cli.status import request_stop
+
+    live = [row for row in list_runs(root) if row.alive]
+    if not live:
+        typer.echo("no active runs")
+        return 0
+    code = 0
+    for row in live:
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            try:
+                rc = request_stop(Path(row.project), now, False, None)
+            except typer.Exit as exc:  # e.g. an unreadable state.json: go on with the others
+                rc = exc.exit_code
+        said = "; ".join(line for line in buffer.getvalue().splitlines() if line.strip())
+        typer.echo(f"{row.project} (pid {row.pid}): {said or 'stop requested'}")
+        code = max(code, rc)
+    if wait:
+        code = max(code, _wait_all(live, timeout))
+    return code
+
+
+def _wait_all(rows: list, timeout: float | None) -> int:
+    from unattended.contracts.paths import RunPaths
+    from unattended.contracts.state import StateFileError
+    from unattended.supervisor.records.statefile import pid_is_alive, read_state
+
+    end = None if timeout is None else time.monotonic() + timeout
+    pending = list(rows)
+    while pending:
+        for row in list(pending):
+            if pid_is_alive(row.pid, row.pid_create_time):
+                continue
+            pending.remove(row)
+            try:
+                final = read_state(RunPaths(Path(row.project)))
+            except StateFileError as exc:
+                typer.echo(f"{row.project} (pid {row.pid}): exited; {exc}")
+                continue
+            if final is None:
+                typer.echo(f"{row.project} (pid {row.pid}): exited")
+            else:
+                reason = f": {final.stop_reason}" if final.stop_reason else ""
+                typer.echo(f"{row.project} (pid {row.pid}): final status {final.status}{reason}")
+        if pending and end is not None and time.monotonic() >= end:
+            for row in pending:
+                typer.echo(
+                    f"unattended: {row.project}: the daemon (pid {row.pid}) is still running "
+                    f"after {timeout:g}s",
+                    err=True,
+                )
+            return 1
+        if pending:
+            time.sleep(0.1)
+    return 0
