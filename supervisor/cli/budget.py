@@ -32,14 +32,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 
 def _paths(project: Path | None):  # noqa: ANN202 - RunPaths, imported lazily
     from unattended.contracts.paths import RunPaths
-    from unattended.supervisor.cli.app import project_dir
+    from unattended.supervisor.cli.common import project_dir
 
     return RunPaths(project_dir(project))
 
 
 def _amount(value: int, what: str) -> int:
     if value < 0:
-        from unattended.supervisor.cli.app import fail
+        from unattended.supervisor.cli.common import fail
 
         fail(f"{what} must be a whole number of tokens, not {value}")
     return value
@@ -55,7 +55,7 @@ def _label(label: str | None) -> str:
 def _ledger_call(func, *args):  # noqa: ANN001, ANN202 - thin error wrapper
     """Run a ledger operation; an unreadable ledger or directory is one line and exit 2."""
     from unattended.contracts.budget import LedgerFileError
-    from unattended.supervisor.cli.app import fail
+    from unattended.supervisor.cli.common import fail
 
     try:
         return func(*args)
@@ -95,7 +95,7 @@ def check(
 ) -> None:
     """Pass (exit 0) when TOKENS <= threshold% of the budget, else exit 1."""
     from unattended.safety.budget import DEFAULT_BUDGET, budget_check, threshold_error
-    from unattended.supervisor.cli.app import fail
+    from unattended.supervisor.cli.common import fail
     from unattended.supervisor.records.steps import live_reading, window_for
 
     problem = threshold_error(threshold)
@@ -122,7 +122,7 @@ def init(
     project: ProjectOpt = None,
 ) -> None:
     """Start a fresh ledger with this budget (usage and reservations at zero)."""
-    from unattended.supervisor.cli.app import fail
+    from unattended.supervisor.cli.common import fail
     from unattended.supervisor.records import ledger as ledgers
 
     if budget <= 0:

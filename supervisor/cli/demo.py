@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -42,8 +43,8 @@ def make_demo_repo(base: Path) -> tuple[Path, Path]:
 
 def run_demo(steps: int) -> int:
     from unattended.contracts.paths import RunPaths
+    from unattended.supervisor.cli.logs import follow_file
     from unattended.supervisor.cli.start import StartOptions, run_start
-    from unattended.supervisor.cli.status import follow_file
     from unattended.supervisor.records.statefile import pid_is_alive, read_state
 
     base = Path(tempfile.mkdtemp(prefix="unattended-demo-"))
@@ -94,3 +95,9 @@ def run_demo(steps: int) -> int:
     typer.echo(f"look at: {paths.run_log}, {paths.state}, {paths.iterations}/")
     typer.echo(f"         unattended status --project {repo}")
     return 0 if final.status.value == "done" else 1
+
+def demo(
+    steps: Annotated[int, typer.Option(help="Iterations before the stub reports done.")] = 3,
+) -> None:
+    """Run the real daemon on a throwaway repo with a stub worker (no account needed)."""
+    raise typer.Exit(run_demo(steps))

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from unattended.supervisor.cli.app import ProjectOpt, project_dir
+from unattended.supervisor.cli.common import ProjectOpt, project_dir
 
 TAGS = {"ok": "ok", "warn": "WARN", "fail": "FAIL"}
 

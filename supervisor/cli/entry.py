@@ -68,7 +68,7 @@ def _status_fast_path(args: list[str]) -> int | None:
     path = Path(project or ".").expanduser()
     if not path.is_dir():
         return None  # typer's path gives the usual one-line error
-    from unattended.supervisor.cli.status import show_status
+    from unattended.supervisor.views.status import show_status
 
     return show_status(path.resolve(), json_out)
 

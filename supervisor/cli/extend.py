@@ -45,7 +45,7 @@ def extend(
     ] = None,
 ) -> None:
     """Change the caps of the live run (new totals, applied by the daemon within a second)."""
-    from unattended.supervisor.cli.app import fail, project_dir
+    from unattended.supervisor.cli.common import fail, project_dir
 
     _validate(hours, max_iterations, max_cost_usd)
     where = project_dir(project)
@@ -53,7 +53,7 @@ def extend(
 
 
 def _validate(hours: float | None, max_iterations: int | None, max_cost: float | None) -> None:
-    from unattended.supervisor.cli.app import fail
+    from unattended.supervisor.cli.common import fail
 
     if hours is None and max_iterations is None and max_cost is None:
         fail("nothing to change: give --hours H, --max-iterations N and/or --max-cost-usd X")

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from unattended.supervisor.cli.app import ProjectOpt, fail, project_dir
+from unattended.supervisor.cli.common import ProjectOpt, fail, project_dir
 
 BY_CHOICES = ("run", "model", "outcome", "day", "session")
 

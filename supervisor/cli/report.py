@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from unattended.supervisor.cli.app import ProjectOpt, fail, project_dir
+from unattended.supervisor.cli.common import ProjectOpt, fail, project_dir
 
 
 def report(

@@ -35,7 +35,7 @@ def _warn(text: str) -> None:
 
 def _run(action: str, **kwargs: object) -> None:
     from unattended.platform_adapters import service
-    from unattended.supervisor.cli.app import fail
+    from unattended.supervisor.cli.common import fail
 
     host = service.make_host(_say, _warn)
     try:

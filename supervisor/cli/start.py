@@ -7,11 +7,11 @@ import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import typer
 
-from unattended.supervisor.cli.app import fail, git_top, project_dir
+from unattended.supervisor.cli.common import ProjectOpt, fail, git_top, project_dir
 
 
 @dataclass
@@ -183,3 +183,78 @@ def _switch_branch(top: Path, branch: str) -> None:
         switch_branch(top, branch, create_from_head=True)
     except GitError as exc:
         fail(f"cannot switch to branch {branch}: {exc}")
+
+def start(
+    project: ProjectOpt = None,
+    hours: Annotated[
+        float | None, typer.Option(help="Wall-clock cap in hours [default: 24].")
+    ] = None,
+    max_iterations: Annotated[
+        int | None, typer.Option(help="Most workers to run [default: 200].")
+    ] = None,
+    prompt: Annotated[str | None, typer.Option(help="The task, as text.")] = None,
+    prompt_file: Annotated[
+        str | None, typer.Option(help="The task, from a file re-read for every worker.")
+    ] = None,
+    worker_timeout: Annotated[
+        float | None, typer.Option(help="Seconds before a worker is killed [default: 3600].")
+    ] = None,
+    stall_timeout: Annotated[
+        float | None, typer.Option(help="Seconds of silence and idle CPU [default: 900].")
+    ] = None,
+    claude_bin: Annotated[str | None, typer.Option(help="The claude executable.")] = None,
+    model: Annotated[str | None, typer.Option(help="Worker model.")] = None,
+    permission_mode: Annotated[
+        str | None, typer.Option(help="Worker permission mode [default: bypassPermissions].")
+    ] = None,
+    allowed_tools: Annotated[str | None, typer.Option(help="Tools the worker may use.")] = None,
+    done_when: Annotated[
+        str | None, typer.Option(help="Shell command; exit 0 after an iteration means done.")
+    ] = None,
+    grace_seconds: Annotated[
+        float | None, typer.Option(help="SIGINT → SIGKILL grace for workers [default: 10].")
+    ] = None,
+    branch: Annotated[
+        str | None, typer.Option(help="Check out (or create) this branch before starting.")
+    ] = None,
+    allow_dirty: Annotated[
+        bool | None, typer.Option("--allow-dirty", help="Start on a dirty work tree.")
+    ] = None,
+    on_limit: Annotated[
+        str | None, typer.Option(help="On a usage limit: wait (default) or stop.")
+    ] = None,
+    max_cost_usd: Annotated[float | None, typer.Option(help="Cost cap in USD.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Token cap.")] = None,
+    session_policy: Annotated[
+        str | None, typer.Option(help="auto (default), fresh or continue.")
+    ] = None,
+    context_source: Annotated[str | None, typer.Option(help="transcript or api.")] = None,
+    escalate_model: Annotated[
+        str | None, typer.Option(help="Stronger model to escalate to.")
+    ] = None,
+    escalate_after: Annotated[
+        int | None, typer.Option(help="Failed/no-progress iterations before escalating.")
+    ] = None,
+    max_quota_pct: Annotated[
+        float | None, typer.Option(help="Wait when subscription quota use reaches this %.")
+    ] = None,
+    notify_cmd: Annotated[str | None, typer.Option(help="Shell command run on outcomes.")] = None,
+    foreground: Annotated[
+        bool, typer.Option("--foreground", help="Run the loop in this process.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Run the checks, print the worker command.")
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue a crashed run (else start a new one).")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Start a run: preflight, then detach a daemon (returns once it is ready)."""
+    values = dict(locals())  # first: only the options are in scope here
+    values = {k: v for k, v in values.items() if k not in StartOptions.INVOCATION}
+    opts = StartOptions(
+        project=project, foreground=foreground, dry_run=dry_run, resume=resume, json_out=json_out
+    )
+    code = run_start(opts, values)
+    raise typer.Exit(code)

@@ -41,7 +41,7 @@ def step(
 ) -> None:
     """Record a completed step in run.log and the iteration's record."""
     from unattended.contracts.paths import RunPaths
-    from unattended.supervisor.cli.app import fail, project_dir
+    from unattended.supervisor.cli.common import fail, project_dir
     from unattended.supervisor.records import steps
 
     state = status.strip().upper()

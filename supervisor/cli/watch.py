@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from unattended.supervisor.cli.app import ProjectOpt, project_dir
+from unattended.supervisor.cli.common import ProjectOpt, project_dir
 
 REFRESH_S = 0.5
 QUIT_KEYS = (b"q", b"Q", b"\x03", b"\x1b")

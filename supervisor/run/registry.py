@@ -18,13 +18,9 @@ How a row's status is decided (``list_runs``):
 from __future__ import annotations
 
 import contextlib
-import io
 import os
-import time
 from collections.abc import Mapping
 from pathlib import Path
-
-import typer
 
 STATE_SUBDIR = "unattended"
 DAEMONS_SUBDIR = "daemons"
@@ -172,67 +168,5 @@ def _join_state(entry):  # noqa: ANN001, ANN202 - (RegistryEntry) -> RunEntry | 
     )
 
 
-def stop_all(now: bool, wait: bool, timeout: float | None, *, root: Path | None = None) -> int:
-    """``unattended stop --all``: ask every live run of this user to stop.
-
-    Every run is asked first (one line each, prefixed with its project and pid); with ``--wait``
-    all of them are then awaited together, so ``--timeout`` bounds the whole command rather than
-    each run in turn (a plain stop of one run must not delay the request to the next by an
-    iteration). Exit 1 when some daemon still runs after the timeout, else the worst exit code
-    of the individual requests (0 normally).
-    """
-    from unattended.supervisor.cli.status import request_stop
-
-    live = [row for row in list_runs(root) if row.alive]
-    if not live:
-        typer.echo("no active runs")
-        return 0
-    code = 0
-    for row in live:
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            try:
-                rc = request_stop(Path(row.project), now, False, None)
-            except typer.Exit as exc:  # e.g. an unreadable state.json: go on with the others
-                rc = exc.exit_code
-        said = "; ".join(line for line in buffer.getvalue().splitlines() if line.strip())
-        typer.echo(f"{row.project} (pid {row.pid}): {said or 'stop requested'}")
-        code = max(code, rc)
-    if wait:
-        code = max(code, _wait_all(live, timeout))
-    return code
 
 
-def _wait_all(rows: list, timeout: float | None) -> int:
-    from unattended.contracts.paths import RunPaths
-    from unattended.contracts.state import StateFileError
-    from unattended.supervisor.records.statefile import pid_is_alive, read_state
-
-    end = None if timeout is None else time.monotonic() + timeout
-    pending = list(rows)
-    while pending:
-        for row in list(pending):
-            if pid_is_alive(row.pid, row.pid_create_time):
-                continue
-            pending.remove(row)
-            try:
-                final = read_state(RunPaths(Path(row.project)))
-            except StateFileError as exc:
-                typer.echo(f"{row.project} (pid {row.pid}): exited; {exc}")
-                continue
-            if final is None:
-                typer.echo(f"{row.project} (pid {row.pid}): exited")
-            else:
-                reason = f": {final.stop_reason}" if final.stop_reason else ""
-                typer.echo(f"{row.project} (pid {row.pid}): final status {final.status}{reason}")
-        if pending and end is not None and time.monotonic() >= end:
-            for row in pending:
-                typer.echo(
-                    f"unattended: {row.project}: the daemon (pid {row.pid}) is still running "
-                    f"after {timeout:g}s",
-                    err=True,
-                )
-            return 1
-        if pending:
-            time.sleep(0.1)
-    return 0

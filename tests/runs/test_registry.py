@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import run_cli
 from tests.runs.conftest import dead_pid, make_state
 from unattended.contracts.paths import RunPaths
+from unattended.supervisor.cli.stop import stop_all
 from unattended.supervisor.records.fsio import ensure_private_dir
 from unattended.supervisor.records.statefile import write_state
 from unattended.supervisor.run import registry
@@ -216,7 +217,7 @@ def test_stop_all_goes_on_past_an_unreadable_state(
         registry.register(good, sleeper.pid, ct, "r1", STARTED)
         RunPaths(bad).state.write_text("{garbage")
         registry.register(bad, other.pid, _create_time(other.pid), "r2", "2026-11-23T02:00:00Z")
-        assert registry.stop_all(now=False, wait=False, timeout=None) == 2
+        assert stop_all(now=False, wait=False, timeout=None) == 2
         assert RunPaths(good).stop.exists()
         out, err = capsys.readouterr()
         assert f"{good} (pid {sleeper.pid}): stop requested" in out
