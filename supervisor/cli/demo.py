@@ -45,7 +45,8 @@ def run_demo(steps: int) -> int:
     from unattended.contracts.paths import RunPaths
     from unattended.supervisor.cli.logs import follow_file
     from unattended.supervisor.cli.start import StartOptions, run_start
-    from unattended.supervisor.records.statefile import pid_is_alive, read_state
+    from unattended.supervisor.records.liveness import pid_is_alive
+    from unattended.supervisor.records.state import read_state
 
     base = Path(tempfile.mkdtemp(prefix="unattended-demo-"))
     identity = {

@@ -68,7 +68,8 @@ def _validate(hours: float | None, max_iterations: int | None, max_cost: float |
 def _run(project: Path, hours, max_iterations, max_cost, fail) -> int:  # noqa: ANN001
     from unattended.contracts.paths import RunPaths
     from unattended.contracts.state import StateFileError
-    from unattended.supervisor.records.statefile import pid_is_alive, read_state
+    from unattended.supervisor.records.liveness import pid_is_alive
+    from unattended.supervisor.records.state import read_state
     from unattended.supervisor.run.control import new_deadline, wait_applied, write_request
 
     paths = RunPaths(project)

@@ -69,7 +69,7 @@ def collect(root: Path, by: str | None, halts: bool, context: bool) -> dict[str,
 
 def _group_table(title: str, groups: list[dict[str, Any]]) -> str:
     from unattended.contracts.timefmt import fmt_duration
-    from unattended.supervisor.records.readers import fmt_tokens, text_table
+    from unattended.supervisor.views.text import fmt_tokens, text_table
 
     headers = [title, "iters", "tokens", "cache read", "cost", "$/iter", "time", "time/iter"]
     rows = [
@@ -89,7 +89,7 @@ def _group_table(title: str, groups: list[dict[str, Any]]) -> str:
 
 
 def render(data: dict[str, Any], root: Path) -> str:
-    from unattended.supervisor.records.readers import fmt_tokens, text_table
+    from unattended.supervisor.views.text import fmt_tokens, text_table
 
     totals = data["totals"]
     if not data["runs"]:

@@ -149,7 +149,7 @@ def _resume_settings(top: Path, values: dict[str, Any]) -> tuple[Any, dict[str, 
     from unattended.contracts.paths import RunPaths
     from unattended.contracts.settings import Settings
     from unattended.contracts.state import StateFileError
-    from unattended.supervisor.records.statefile import read_state
+    from unattended.supervisor.records.state import read_state
 
     try:
         old = read_state(RunPaths(top))

@@ -19,7 +19,7 @@ from unattended.supervisor.views.status import StatusError, echo, load_run_state
 
 
 def request_stop(project: Path, now: bool, wait: bool, timeout: float | None) -> int:
-    from unattended.supervisor.records.statefile import pid_is_alive
+    from unattended.supervisor.records.liveness import pid_is_alive
 
     paths = RunPaths(project)
     try:
@@ -89,7 +89,8 @@ def stop_all(now: bool, wait: bool, timeout: float | None, *, root: Path | None 
 def _wait_all(rows: list, timeout: float | None) -> int:
     from unattended.contracts.paths import RunPaths
     from unattended.contracts.state import StateFileError
-    from unattended.supervisor.records.statefile import pid_is_alive, read_state
+    from unattended.supervisor.records.liveness import pid_is_alive
+    from unattended.supervisor.records.state import read_state
 
     end = None if timeout is None else time.monotonic() + timeout
     pending = list(rows)

@@ -9,21 +9,18 @@ every second while a worker may be printing megabytes.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from unattended.contracts.paths import RunPaths
 
 if TYPE_CHECKING:
     from unattended.contracts.state import RunState
     from unattended.contracts.telemetry import TelemetryLine
-    from unattended.supervisor.worker.stream import ToolCall
 
-TAIL_STEPS = (64 * 1024, 1024 * 1024, 8 * 1024 * 1024)  # bytes read from a stream's end
 
 
 @dataclass
@@ -155,135 +152,17 @@ def run_log_lines(path: Path, since: str | None, until: str | None = None) -> li
     return out
 
 
-@dataclass(frozen=True)
-class MeterReading:
-    """The context meter's file, read tolerantly (another process writes it)."""
-
-    readings: int | None
-    failures: int | None
-    last_error: str | None
-    tokens: int | None
-    percent: float | None
-    band: str | None
-    session_id: str | None
-    time: str | None
-    iteration: int | None = None
-    window: int | None = None
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
 
 
-def read_context_meter(path: Path) -> MeterReading | None:
-    """None when there is no file or it is not a JSON object."""
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(raw, dict):
-        return None
-    # {"last": {...}}, {"last_reading": {...}} or the flat copies at the top level.
-    last = next((raw[k] for k in ("last", "last_reading") if isinstance(raw.get(k), dict)), raw)
-    tokens = _num(last.get("tokens"))
-    percent = _num(last.get("percent", last.get("pct")))
-    readings = _num(raw.get("readings"))
-    failures = _num(raw.get("failures"))
-    band = last.get("band")
-    return MeterReading(
-        readings=int(readings) if readings is not None else None,
-        failures=int(failures) if failures is not None else None,
-        last_error=str(raw["last_error"]) if raw.get("last_error") else None,
-        tokens=int(tokens) if tokens is not None else None,
-        percent=percent,
-        band=band if isinstance(band, str) else None,
-        session_id=last.get("session_id") if isinstance(last.get("session_id"), str) else None,
-        time=last.get("time") if isinstance(last.get("time"), str) else None,
-        iteration=_int_or_none(last.get("iteration")),
-        window=_int_or_none(last.get("window")),
-    )
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None and not isinstance(value, bool) else None
-    except (TypeError, ValueError):
-        return None
 
 
-def _assistant_tool(line: bytes) -> ToolCall | None:
-    from unattended.supervisor.worker.stream import ToolCall, short_arg
-
-    if b'"tool_use"' not in line:
-        return None
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(event, dict) or event.get("type") != "assistant":
-        return None
-    message = event.get("message")
-    content = message.get("content") if isinstance(message, dict) else None
-    found = None
-    for block in content if isinstance(content, list) else ():
-        if isinstance(block, dict) and block.get("type") == "tool_use":
-            name = str(block.get("name") or "?")
-            found = ToolCall(name, short_arg(name, block.get("input")))
-    return found
 
 
-def last_tool_call(stream_path: Path) -> ToolCall | None:
-    """The latest tool call in a worker's raw stream, read from the file's tail.
-
-    Only the tool name and a short argument (a command, a path, a pattern) come out, never
-    file contents. Tries a small tail first and grows it when the last call is further back.
-    """
-    try:
-        fh = stream_path.open("rb")
-    except OSError:
-        return None
-    with fh:
-        size = fh.seek(0, os.SEEK_END)
-        for step in TAIL_STEPS:
-            start = max(0, size - step)
-            fh.seek(start)
-            lines = fh.read(size - start).split(b"\n")
-            if start > 0:
-                lines = lines[1:]
-            for line in reversed(lines):
-                if b'"assistant"' in line[:80]:
-                    call = _assistant_tool(line)
-                    if call is not None:
-                        return call
-            if start == 0:
-                break
-    return None
 
 
-def fmt_tokens(count: float) -> str:
-    """1,234 / 45.6k / 1.23M: compact for narrow screens."""
-    if count < 10_000:
-        return f"{int(count):,}"
-    if count < 1_000_000:
-        return f"{count / 1000:.1f}k"
-    return f"{count / 1_000_000:.2f}M"
 
 
-def text_table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
-    """A plain aligned table (no box drawing): stable in files, pipes and narrow terminals."""
-    right = right or set()
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-
-    def fmt(row: list[str]) -> str:
-        cells = [
-            c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)
-        ]
-        return "  ".join(cells).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([fmt(headers), rule, *(fmt(r) for r in rows)])

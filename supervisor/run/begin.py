@@ -13,7 +13,8 @@ from unattended.contracts.settings import Settings
 from unattended.contracts.state import RunState, StateFileError
 from unattended.contracts.status import RunStatus
 from unattended.supervisor.records.fsio import ensure_private_dir, sys_calls
-from unattended.supervisor.records.statefile import pid_is_alive, read_state
+from unattended.supervisor.records.liveness import pid_is_alive
+from unattended.supervisor.records.state import read_state
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ def apply_pending(paths: RunPaths, state: Any, settings: Any, now: float) -> lis
     lines = _apply(request, state, settings, now)
     state.updated_at = datetime.fromtimestamp(now, UTC)
     try:
-        from unattended.supervisor.records.statefile import write_state
+        from unattended.supervisor.records.state import write_state
 
         write_state(paths, state)
     except OSError as exc:  # the loop's next heartbeat writes it; never end the run over this

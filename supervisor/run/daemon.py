@@ -59,11 +59,9 @@ def _report(fd: int | None, message: str) -> None:
 
 def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -> int:
     """The daemon's whole life. Returns its exit code (see contracts.exit_codes)."""
-    from unattended.supervisor.records.statefile import (
-        process_create_time,
-        write_pid_file,
-        write_state,
-    )
+    from unattended.supervisor.records.liveness import process_create_time
+    from unattended.supervisor.records.pidfile import write_pid_file
+    from unattended.supervisor.records.state import write_state
     from unattended.supervisor.run.begin import begin_run
     from unattended.supervisor.run.signals import SignalFlags
 

@@ -17,7 +17,8 @@ from unattended.contracts.status import RunStatus
 from unattended.platform_adapters import proctree
 from unattended.safety.verdict import Verdict
 from unattended.supervisor.records.fsio import append_line, ensure_private_dir, sys_calls
-from unattended.supervisor.records.statefile import write_pid_file, write_state
+from unattended.supervisor.records.pidfile import write_pid_file
+from unattended.supervisor.records.state import write_state
 
 if TYPE_CHECKING:
     from unattended.supervisor.run.loop import RunContext
@@ -231,13 +232,14 @@ class LoopEffects:
             self._warn(f"notification failed: {exc}")
 
     def _summary(self) -> str:
-        """The morning report's headline lines, for the final notification."""
+        """The run's headline lines, for the final notification."""
         try:
-            from unattended.supervisor.views.report import gather_report, summary_text
+            from unattended.supervisor.run.summary import notification_summary
 
-            return summary_text(gather_report(self.ctx.project, self.ctx.state.run_id))
+            ctx = self.ctx
+            return notification_summary(ctx.project, ctx.state, ctx.history, sys_calls.time())
         except Exception as exc:  # noqa: BLE001 - the plain reason is sent instead
-            self._warn(f"no report summary for the notification: {exc}")
+            self._warn(f"no summary for the notification: {exc}")
             return ""
 
     # ----- after the run ---------------------------------------------------------------

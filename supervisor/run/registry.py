@@ -72,7 +72,7 @@ def unregister(pid: int, *, root: Path | None = None) -> None:
 
 def _prune_same_project(directory: Path, project: str, own_pid: int) -> None:
     """A new daemon for a project supersedes the crashed ones before it."""
-    from unattended.supervisor.records.statefile import pid_is_alive
+    from unattended.supervisor.records.liveness import pid_is_alive
 
     for entry, path in _read_entries(directory)[0]:
         same = entry.project == project and entry.pid != own_pid
@@ -130,7 +130,8 @@ def _join_state(entry):  # noqa: ANN001, ANN202 - (RegistryEntry) -> RunEntry | 
     from unattended.contracts.registry import RunEntry
     from unattended.contracts.state import StateFileError
     from unattended.contracts.status import CRASHED
-    from unattended.supervisor.records.statefile import effective_status, pid_is_alive, read_state
+    from unattended.supervisor.records.liveness import effective_status, pid_is_alive
+    from unattended.supervisor.records.state import read_state
 
     alive = pid_is_alive(entry.pid, entry.pid_create_time)
     project = Path(entry.project)

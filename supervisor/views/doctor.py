@@ -240,7 +240,7 @@ def check_disk(project: Path) -> Check:
 
 def check_context_meter(project: Path) -> Check:
     from unattended.contracts.paths import RunPaths
-    from unattended.supervisor.records.readers import read_context_meter
+    from unattended.supervisor.records.meter_file import read_context_meter
 
     paths = RunPaths(project)
     meter = read_context_meter(paths.context_meter)
@@ -273,7 +273,7 @@ def check_context_meter(project: Path) -> Check:
 def check_quota(project: Path, settings: Settings) -> Check:
     from unattended.contracts.paths import RunPaths
     from unattended.contracts.state import StateFileError
-    from unattended.supervisor.records.statefile import read_state
+    from unattended.supervisor.records.state import read_state
 
     try:
         state = read_state(RunPaths(project))

@@ -102,7 +102,7 @@ def group_by(lines: Iterable[TelemetryLine], by: str) -> list[Group]:
 
 def halts(runs: list[RunRecord]) -> list[dict[str, Any]]:
     """Why each run ended (or that it is still going / crashed / unreadable)."""
-    from unattended.supervisor.records.statefile import effective_status
+    from unattended.supervisor.records.liveness import effective_status
 
     rows: list[dict[str, Any]] = []
     for run in runs:

@@ -156,7 +156,7 @@ def _handoffs(run: RunRecord, limit: int) -> list[tuple[int, list[str], int]]:
 def gather_report(project: Path, run_id: str | None = None) -> ReportData:
     """Everything the report says about one run (the last one by default). No charts."""
     from unattended.supervisor.git.facts import commit_range_summary
-    from unattended.supervisor.records.statefile import effective_status
+    from unattended.supervisor.records.liveness import effective_status
     from unattended.supervisor.views import metrics as mc
 
     run = _pick_run(project, run_id)
@@ -221,7 +221,7 @@ def headline(data: ReportData) -> str:
 
 
 def _caps(data: ReportData) -> list[str]:
-    from unattended.supervisor.records.readers import fmt_tokens
+    from unattended.supervisor.views.text import fmt_tokens
 
     s, t = data.settings, data.totals
     lines = []

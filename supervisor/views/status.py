@@ -23,7 +23,7 @@ def echo(text: str, err: bool = False) -> None:
 
 def load_run_state(project: Path):  # -> RunState | None
     from unattended.contracts.state import StateFileError
-    from unattended.supervisor.records.statefile import read_state
+    from unattended.supervisor.records.state import read_state
 
     try:
         return read_state(RunPaths(project))
@@ -36,7 +36,7 @@ def _ago(seconds: float) -> str:
 
 
 def show_status(project: Path, json_out: bool) -> int:
-    from unattended.supervisor.records.statefile import effective_status
+    from unattended.supervisor.records.liveness import effective_status
 
     try:
         state = load_run_state(project)
@@ -114,7 +114,7 @@ def show_status(project: Path, json_out: bool) -> int:
 def _meter_lines(project: Path, state) -> list[str]:  # noqa: ANN001
     """The context meter's last reading, and its failures: a meter that never produced a
     reading while workers ran tools is a broken hook, and says so."""
-    from unattended.supervisor.records.readers import read_context_meter
+    from unattended.supervisor.records.meter_file import read_context_meter
 
     meter = read_context_meter(RunPaths(project).context_meter)
     lines = []

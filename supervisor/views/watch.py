@@ -75,7 +75,7 @@ class WatchSource:
         return self._telemetry
 
     def last_tool(self, iteration: int) -> Any:
-        from unattended.supervisor.records.readers import last_tool_call
+        from unattended.supervisor.records.stream_tail import last_tool_call
 
         path = self.paths.iteration_stdout(iteration)
         key = (iteration, _stamp(path))
@@ -114,8 +114,10 @@ def build_lines(source: WatchSource, now: datetime | None = None, width: int = 8
     """The screen, top to bottom, each line at most ``width`` characters."""
     from unattended.contracts.state import StateFileError
     from unattended.contracts.timefmt import fmt_duration
-    from unattended.supervisor.records.readers import read_context_meter, tail_lines
-    from unattended.supervisor.records.statefile import effective_status, read_state
+    from unattended.supervisor.records.liveness import effective_status
+    from unattended.supervisor.records.meter_file import read_context_meter
+    from unattended.supervisor.records.readers import tail_lines
+    from unattended.supervisor.records.state import read_state
 
     now = now or datetime.now(UTC)
     paths = source.paths
@@ -180,7 +182,7 @@ def _worker_lines(source: WatchSource, state: Any, now: datetime, terminal: bool
 
 
 def _usage_lines(source: WatchSource, state: Any, meter: Any) -> list[Line]:
-    from unattended.supervisor.records.readers import fmt_tokens
+    from unattended.supervisor.views.text import fmt_tokens
 
     s = state.settings
     out = []
