@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.views.recorded import OLD_RUN, RUN, Recorded
+from tests.supervisor.views.recorded import OLD_RUN, RUN, Recorded
 
 EXPECTED = """\
 # Run report: names (20261123T010000Z)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.budget.transcripts import SESSION, Transcript
+from tests.supervisor.hook.transcripts import SESSION, Transcript
 from unattended.contracts.models_table import price_usage
 from unattended.supervisor.worker.transcript import (
     find_transcript,

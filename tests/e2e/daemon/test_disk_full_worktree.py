@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, kill_daemon, run_cli
-from tests.daemon.scenario import foreground
+from tests.e2e.daemon.scenario import foreground
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from tests.conftest import git, read_state, run_cli
-from tests.daemon.scenario import foreground, run_log, write_toml
+from tests.e2e.daemon.scenario import foreground, run_log, write_toml
 
 # First words of git commands that can lose work or move a user's branch.
 DESTRUCTIVE = {

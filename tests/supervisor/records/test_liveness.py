@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from unattended.supervisor.records.statefile import pid_is_alive
+from unattended.supervisor.records.liveness import pid_is_alive
 
 
 def test_live_process_with_its_create_time_is_alive() -> None:

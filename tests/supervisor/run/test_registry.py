@@ -10,11 +10,11 @@ import psutil
 import pytest
 
 from tests.conftest import run_cli
-from tests.runs.conftest import dead_pid, make_state
+from tests.supervisor.run.conftest import dead_pid, make_state
 from unattended.contracts.paths import RunPaths
 from unattended.supervisor.cli.stop import stop_all
 from unattended.supervisor.records.fsio import ensure_private_dir
-from unattended.supervisor.records.statefile import write_state
+from unattended.supervisor.records.state import write_state
 from unattended.supervisor.run import registry
 
 STARTED = "2026-11-23T03:12:09Z"

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from tests.conftest import REPO_ROOT, git, run_cli, wait_for
-from tests.views.recorded import Recorded
+from tests.supervisor.views.recorded import Recorded
 from unattended.contracts.state import RunState
 from unattended.contracts.status import RunStatus
 

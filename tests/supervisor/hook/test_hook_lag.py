@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def assistant(message_id: str, tool_id: str, tokens: int) -> str:

@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.budget.test_hook import HOOK, WARN_150K, hook_input, meter, stop_json
-from tests.budget.transcripts import Transcript
 from tests.fakes.fake_api import FakeAnthropic
+from tests.supervisor.hook.test_meter import HOOK, WARN_150K, hook_input, meter, stop_json
+from tests.supervisor.hook.transcripts import Transcript
 from unattended.contracts.paths import RunPaths
 from unattended.contracts.settings import Settings
 from unattended.supervisor.worker.settings_file import hook_env, write_worker_settings

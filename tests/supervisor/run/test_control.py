@@ -14,11 +14,11 @@ import pytest
 
 from tests.conftest import read_state as read_state_json
 from tests.conftest import run_cli, wait_for
-from tests.runs.conftest import make_state
+from tests.supervisor.run.conftest import make_state
 from unattended.contracts.paths import RunPaths
 from unattended.contracts.settings import Settings
 from unattended.supervisor.records.fsio import ensure_private_dir
-from unattended.supervisor.records.statefile import read_state, write_state
+from unattended.supervisor.records.state import read_state, write_state
 from unattended.supervisor.run.control import apply_pending, claimed_path, write_request
 
 FAST = ["--grace-seconds", "2", "--allowed-tools", "Bash"]
@@ -128,7 +128,8 @@ from pathlib import Path
 from unattended.contracts.paths import RunPaths
 from unattended.contracts.settings import Settings
 from unattended.supervisor.run.control import apply_pending
-from unattended.supervisor.records.statefile import process_create_time, read_state, write_state
+from unattended.supervisor.records.liveness import process_create_time
+from unattended.supervisor.records.state import read_state, write_state
 paths = RunPaths(Path(sys.argv[1]))
 state = read_state(paths)
 state.pid, state.pid_create_time = os.getpid(), process_create_time(os.getpid())

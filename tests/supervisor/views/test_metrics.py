@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import run_cli
-from tests.views.recorded import ITERS, OLD_ITERS, OLD_RUN, RUN, Recorded
+from tests.supervisor.views.recorded import ITERS, OLD_ITERS, OLD_RUN, RUN, Recorded
 
 
 def metrics(project: Path, env: dict[str, str], *args: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.budget.transcripts import SESSION, Transcript
+from tests.supervisor.hook.transcripts import SESSION, Transcript
 
 HOOK = [sys.executable, "-m", "unattended", "hook", "context-meter"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import git, read_state, run_cli
-from tests.daemon.scenario import FAST, branch, foreground, head, write_toml
+from tests.e2e.daemon.scenario import FAST, branch, foreground, head, write_toml
 
 
 def _refused(project: Path, env: dict[str, str], fake_claude, *args: str) -> str:  # noqa: ANN001

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.views.recorded import Recorded, build_recorded
+from tests.supervisor.views.recorded import Recorded, build_recorded
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, kill_tree, pid_alive, read_state, run_cli, wait_for
-from tests.daemon.scenario import FAST, branch, detached, foreground, head, run_log
+from tests.e2e.daemon.scenario import FAST, branch, detached, foreground, head, run_log
 
 WIPE = "git reset --hard -q && git clean -fdxq"
 

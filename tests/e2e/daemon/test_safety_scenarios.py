@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tests.conftest import read_state, run_cli, wait_for, wait_terminal
-from tests.daemon.scenario import (
+from tests.e2e.daemon.scenario import (
     detached,
     events,
     foreground,
