@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.fakes.fake_api import FakeAnthropic, Turn, Usage
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def git(repo: Path, env: dict[str, str], *args: str) -> str:

@@ -4,7 +4,7 @@ Why here: every e2e test needs the same three things done the same hermetic way:
 CLI binary, an environment that cannot reach the real home or the internet, and a scratch git
 repository. Fixtures: `claude_bin`, `hermetic_env`, `git_repo`, `process_tag`. Plain helpers
 for other tests: `build_hermetic_env`, `make_git_repo`, `run_claude`, `spawn_claude`,
-`kill_tree`, `reap_tagged` (import them with `from tests.e2e.conftest import ...`).
+`kill_tree`, `reap_tagged` (import them with `from tests.e2e.real_cli.conftest import ...`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import pytest
 
 CLAUDE_CODE_VERSION = "2.1.197"
 CLAUDE_CODE_PACKAGE = f"@anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 INSTALL_PREFIX = REPO_ROOT / ".test-cache" / "claude-code"
 BIN_ENV_VAR = "UNATTENDED_TEST_CLAUDE_BIN"
 # Every child started with a hermetic env carries this variable, so leftovers (even orphans

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.fakes.fake_api import FakeAnthropic, Turn, Usage
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 WINDOW = 10_000
 
 

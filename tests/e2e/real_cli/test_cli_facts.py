@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import (
+from tests.e2e.real_cli.conftest import (
     CLAUDE_CODE_VERSION,
     parse_stream,
     run_claude,
