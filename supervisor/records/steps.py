@@ -16,15 +16,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from unattended.contracts.names import (
+    ENV_CONTEXT_WINDOW,
+    ENV_ITERATION,
+    ENV_PROJECT,
+    ENV_STATE_DIR,
+    STATE_DIR_NAME,
+)
 from unattended.supervisor.records.fsio import append_line, ensure_private_dir, sys_calls
 
 if TYPE_CHECKING:
     from unattended.contracts.paths import RunPaths
 
-ENV_STATE_DIR = "UNATTENDED_STATE_DIR"
-ENV_PROJECT = "UNATTENDED_PROJECT"
-ENV_ITERATION = "UNATTENDED_ITERATION"
-ENV_CONTEXT_WINDOW = "UNATTENDED_CONTEXT_WINDOW"
 UNKNOWN_WINDOW = 200_000  # "200000 when unknown", as in the step-tracking design
 
 
@@ -65,7 +68,7 @@ def worker_state_dir(environ: Mapping[str, str]) -> Path | None:
     if environ.get(ENV_STATE_DIR):
         return Path(environ[ENV_STATE_DIR])
     if environ.get(ENV_PROJECT):
-        return Path(environ[ENV_PROJECT]) / ".unattended"
+        return Path(environ[ENV_PROJECT]) / STATE_DIR_NAME
     return None
 
 

@@ -282,16 +282,6 @@ def test_hook_imports_nothing_heavy(tmp_path: Path, env: dict) -> None:
     assert heavy == set()
 
 
-def test_env_names_match_the_contract() -> None:
-    import unattended.contracts.hook as contract
-    import unattended.supervisor.hook.meter as fast
-
-    names = ("ENV_CONTEXT_WINDOW", "ENV_WARN_PCT", "ENV_STOP_PCT", "ENV_STATE_DIR")
-    names += ("ENV_CONTEXT_SOURCE",)
-    for name in names:
-        assert getattr(fast, name) == getattr(contract, name)
-
-
 def test_script_form_imports_neither_json_nor_re(tmp_path: Path, env: dict) -> None:
     from unattended.contracts.settings import Settings
     from unattended.supervisor.worker.settings_file import hook_command
