@@ -36,6 +36,7 @@ from unattended.contracts.names import (
     METER_LOCK_NAME,
     STATE_DIR_NAME,
 )
+from unattended.safety.bands import band_of
 from unattended.supervisor.hook.transcript_tail import (
     MeterError,
     as_int,
@@ -97,15 +98,6 @@ def _window(environ: dict[str, str], model: str | None) -> int:
     from unattended.contracts.models_table import table_window  # stdlib-only; when the env lacks it
 
     return table_window(model)
-
-
-def band_of(pct: float, warn: float, stop: float) -> str:
-    if pct >= stop:
-        return "stop"
-    if pct >= warn:
-        return "warn"
-    return "normal"
-
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
