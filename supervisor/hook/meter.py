@@ -99,6 +99,11 @@ def _window(environ: dict[str, str], model: str | None) -> int:
 
     return table_window(model)
 
+def _iteration(environ: dict[str, str]) -> int | None:
+    value = environ.get(ENV_ITERATION, "")
+    return int(value) if value.isdigit() else None
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -132,9 +137,6 @@ def record(state_dir: str | None, reading: dict[str, Any] | None, error: str | N
         if reading is not None:
             data["readings"] += 1
             data["last_reading"] = reading
-            # Flat copies for `status`, which reads band and pct at the top level.
-            data["band"], data["pct"] = reading["band"], reading["percent"]
-            data["tokens"], data["window"] = reading["tokens"], reading["window"]
         if error is not None:
             data["failures"] += 1
             data["last_error"], data["last_error_at"] = error[:500], _now()
@@ -205,7 +207,7 @@ def measure(
         "window": window,
         "session_id": session if isinstance(session, str) else None,
         "model": model,
-        "iteration": environ.get(ENV_ITERATION),
+        "iteration": _iteration(environ),
         "source": used_source,
         "compacted": compacted,
         "time": _now(),

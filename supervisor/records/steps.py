@@ -21,6 +21,7 @@ from unattended.contracts.names import (
     ENV_ITERATION,
     ENV_PROJECT,
     ENV_STATE_DIR,
+    METER_FILE_NAME,
     STATE_DIR_NAME,
 )
 from unattended.supervisor.records.fsio import append_line, ensure_private_dir, sys_calls
@@ -77,13 +78,12 @@ def live_reading(environ: Mapping[str, str]) -> tuple[dict[str, Any] | None, str
     state_dir = worker_state_dir(environ)
     if state_dir is None:
         return None, "not inside an unattended worker, so there is no live context reading"
-    try:
-        meter = json.loads((state_dir / "context-meter.json").read_text(encoding="utf-8"))
-        reading = meter.get("last_reading")
-    except (OSError, ValueError, AttributeError):
-        reading = None
-    if not isinstance(reading, dict) or not isinstance(reading.get("tokens"), int):
+    from unattended.supervisor.records.meter_file import read_context_meter_or_none
+
+    meter = read_context_meter_or_none(state_dir / METER_FILE_NAME)
+    if meter is None or meter.last_reading is None:
         return None, "the context meter has not produced a reading in this run yet"
+    reading = meter.last_reading.model_dump()
     mine, theirs = environ.get(ENV_ITERATION), reading.get("iteration")
     if mine and theirs and str(theirs) != mine:
         return None, f"the last context reading is from iteration {theirs}, not this one ({mine})"

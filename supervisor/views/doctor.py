@@ -239,11 +239,16 @@ def check_disk(project: Path) -> Check:
 
 
 def check_context_meter(project: Path) -> Check:
+    from unattended.contracts.meter import MeterFileError
     from unattended.contracts.paths import RunPaths
     from unattended.supervisor.records.meter_file import read_context_meter
 
     paths = RunPaths(project)
-    meter = read_context_meter(paths.context_meter)
+    try:
+        meter = read_context_meter(paths.context_meter)
+    except MeterFileError as exc:
+        fix = "move the file aside; the next worker writes a new one"
+        return bad("context", str(exc), fix, False)
     if meter is None:
         ran = paths.telemetry.is_file() and paths.telemetry.stat().st_size > 0
         if ran:

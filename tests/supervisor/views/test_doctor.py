@@ -143,6 +143,7 @@ def test_context_meter_and_quota(project: Path, good_env: dict[str, str]):
     state_dir = project / ".unattended"
     state_dir.mkdir()
     meter = {
+        "schema_version": 1,
         "readings": 12,
         "failures": 1,
         "last_error": "transcript not found",
@@ -167,7 +168,9 @@ def test_context_meter_and_quota(project: Path, good_env: dict[str, str]):
         "WARN  quota        max_quota_pct (80) cannot act yet: the CLI has not reported quota"
     )
     (state_dir / "context-meter.json").write_text(
-        json.dumps({"readings": 0, "failures": 3, "last_error": "bad transcript line"})
+        json.dumps(
+            {"schema_version": 1, "readings": 0, "failures": 3, "last_error": "bad transcript line"}
+        )
     )
     code, checks, _ = doctor(project, good_env)
     assert code == 0
