@@ -27,9 +27,3 @@ class HookOutput(TypedDict):
     hookSpecificOutput: HookSpecificOutput
 
 
-# Environment variables the daemon passes to the hook (through the worker's environment).
-ENV_CONTEXT_WINDOW = "UNATTENDED_CONTEXT_WINDOW"
-ENV_WARN_PCT = "UNATTENDED_CONTEXT_WARN_PCT"
-ENV_STOP_PCT = "UNATTENDED_CONTEXT_STOP_PCT"
-ENV_STATE_DIR = "UNATTENDED_STATE_DIR"
-ENV_CONTEXT_SOURCE = "UNATTENDED_CONTEXT_SOURCE"

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-STATE_DIRNAME = ".unattended"
+from unattended.contracts.names import (
+    HANDOFF_FILE_NAME,
+    LOCK_FILE_NAME,
+    METER_FILE_NAME,
+    STATE_DIR_NAME,
+)
 
 
 @dataclass(frozen=True)
@@ -14,7 +19,7 @@ class RunPaths:
 
     @property
     def root(self) -> Path:
-        return self.project / STATE_DIRNAME
+        return self.project / STATE_DIR_NAME
 
     @property
     def state(self) -> Path:
@@ -54,7 +59,7 @@ class RunPaths:
 
     @property
     def handoff(self) -> Path:
-        return self.root / "handoff.md"
+        return self.root / HANDOFF_FILE_NAME
 
     @property
     def worker_settings(self) -> Path:
@@ -62,7 +67,7 @@ class RunPaths:
 
     @property
     def context_meter(self) -> Path:
-        return self.root / "context-meter.json"
+        return self.root / METER_FILE_NAME
 
     @property
     def budget(self) -> Path:
@@ -77,4 +82,4 @@ class RunPaths:
 
 def lock_path(git_dir: Path) -> Path:
     """The singleton lock lives in the git dir, which ``git clean -fdx`` never touches."""
-    return git_dir / "unattended.lock"
+    return git_dir / LOCK_FILE_NAME

@@ -17,6 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from unattended.contracts.names import (
+    ENV_ITERATION,
+    ENV_NOTIFY_COST,
+    ENV_NOTIFY_REASON,
+    ENV_NOTIFY_STATUS,
+    ENV_NOTIFY_SUMMARY,
+    ENV_PROJECT,
+)
 from unattended.platform_adapters._proc import Outcome, Running, clean_env
 
 Log = Callable[[str], None]
@@ -58,12 +66,12 @@ class NotifyEvent:
     def env(self) -> dict[str, str]:
         """The UNATTENDED_* variables a notify command sees."""
         return {
-            "UNATTENDED_STATUS": self.status,
-            "UNATTENDED_REASON": self.reason,
-            "UNATTENDED_PROJECT": self.project,
-            "UNATTENDED_ITERATION": str(self.iteration),
-            "UNATTENDED_COST_USD": f"{self.cost_usd:.4f}",
-            "UNATTENDED_SUMMARY": self.summary or self.reason,
+            ENV_NOTIFY_STATUS: self.status,
+            ENV_NOTIFY_REASON: self.reason,
+            ENV_PROJECT: self.project,
+            ENV_ITERATION: str(self.iteration),
+            ENV_NOTIFY_COST: f"{self.cost_usd:.4f}",
+            ENV_NOTIFY_SUMMARY: self.summary or self.reason,
         }
 
 

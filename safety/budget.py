@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 AlertLevel = Literal["ok", "warn", "critical", "stop"]
-Band = Literal["normal", "warn", "stop"]
 
 WARN_PCT = 80.0
 CRITICAL_PCT = 90.0
@@ -107,19 +106,3 @@ def can_reserve(used: int, reserved: int, amount: int, budget: int) -> bool:
     if amount < 0 or budget <= 0:
         return False
     return (used + reserved + amount) * 100 < STOP_PCT * budget
-
-
-def context_percent(tokens: int, window: int) -> float:
-    if window <= 0:
-        raise ValueError(f"context window must be positive, not {window}")
-    return max(0, tokens) / window * 100
-
-
-def context_band(tokens: int, window: int, warn_pct: float, stop_pct: float) -> Band:
-    """normal below ``warn_pct``, warn from it, stop from ``stop_pct`` (of the window)."""
-    pct = round(context_percent(tokens, window), 9)
-    if pct >= stop_pct:
-        return "stop"
-    if pct >= warn_pct:
-        return "warn"
-    return "normal"

@@ -1,6 +1,6 @@
 """What the loop does after an iteration (:func:`decide`); re-exports the rest of the verdict API
 (:func:`gate` before a spawn, :func:`gutter_state` for state.json, :class:`Limits`,
-:class:`RunFacts`) so ``supervisor`` has one module to import.
+:class:`RunFacts`), so the loop finds the verdict API in one place.
 
 Order of the rules in :func:`decide` (the first that applies wins):
 

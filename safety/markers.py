@@ -16,8 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-DONE_MARKER = "UNATTENDED_DONE"
-BLOCKED_MARKER = "UNATTENDED_BLOCKED"
+from unattended.contracts.names import DONE_MARKER, MARKER_PREFIX
 
 _BLOCKED_LINE = re.compile(r"UNATTENDED_BLOCKED:[ \t]*(?P<reason>.*?)\s*")
 _FENCE = re.compile(r"(`{3,}|~{3,})")
@@ -67,7 +66,7 @@ def _blocked_reason(line: str) -> str | None:
 
 def find_marker(result_text: str | None) -> Marker | None:
     """The marker the worker reported in its final result text, if any (see module doc)."""
-    if not result_text or ("UNATTENDED_" not in result_text):
+    if not result_text or (MARKER_PREFIX not in result_text):
         return None
     done = False
     blocked: str | None = None

@@ -14,9 +14,9 @@ import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from unattended.contracts.names import STATE_DIR_NAME as STATE_DIR
 from unattended.contracts.settings import Settings
 
-STATE_DIR = ".unattended"
 MAX_LISTED_PATHS = 5
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from unattended.contracts.iteration import IterationRecord
-from unattended.safety.budget import context_band
+from unattended.safety.bands import context_band
 
 Policy = Literal["auto", "fresh", "continue"]
 

@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from unattended.contracts.names import ENV_DEMO_STEPS
+
 DEMO_PROMPT = """Write a short demo-notes.md, one line per step, and commit each step.
 (This is the demo: the worker is a stub shipped with unattended, not Claude.)
 """
@@ -56,7 +58,7 @@ def run_demo(steps: int) -> int:
         "GIT_COMMITTER_EMAIL": "demo@unattended.invalid",
     }
     os.environ.update(identity)
-    os.environ["UNATTENDED_DEMO_STEPS"] = str(steps)
+    os.environ[ENV_DEMO_STEPS] = str(steps)
     repo, launcher = make_demo_repo(base)
     typer.echo(f"demo repository: {repo}")
     typer.echo(f"stub worker: {launcher} (makes one commit per iteration, done after {steps})")

@@ -63,6 +63,7 @@ def run_checks(project: Path, environ: dict[str, str], live: bool) -> list:  # l
         dc.check_notifications(settings, environ),
         dc.check_inhibitor(environ),
         dc.check_service_manager(environ),
+        dc.check_installed_units(environ),
         dc.check_disk(project),
         dc.check_context_meter(project),
         dc.check_quota(project, settings),

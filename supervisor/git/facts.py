@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from unattended.contracts.names import STATE_DIR_NAME
+
 DEFAULT_DIRTY_WHITELIST: tuple[str, ...] = ("PROMPT.md", "unattended.toml")
-STATE_DIR_NAME = ".unattended"
 
 # Variables that would make git look at another repository or index than the one we name.
 # A daemon started from inside a git hook inherits them; scrub so `-C project` is the truth.

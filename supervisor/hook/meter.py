@@ -23,6 +23,20 @@ import os
 import sys
 import time
 
+from unattended.contracts.names import (
+    ENV_CONTEXT_SOURCE,
+    ENV_CONTEXT_WINDOW,
+    ENV_ITERATION,
+    ENV_PROJECT,
+    ENV_STATE_DIR,
+    ENV_STOP_PCT,
+    ENV_WARN_PCT,
+    HANDOFF_FILE_NAME,
+    METER_FILE_NAME,
+    METER_LOCK_NAME,
+    STATE_DIR_NAME,
+)
+from unattended.safety.bands import band_of
 from unattended.supervisor.hook.transcript_tail import (
     MeterError,
     as_int,
@@ -36,18 +50,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms to import; annotations are strings here
     from typing import Any
 
-# The names are pinned against contracts.hook by a test; spelled out to keep this import-light.
-ENV_CONTEXT_WINDOW = "UNATTENDED_CONTEXT_WINDOW"
-ENV_WARN_PCT = "UNATTENDED_CONTEXT_WARN_PCT"
-ENV_STOP_PCT = "UNATTENDED_CONTEXT_STOP_PCT"
-ENV_STATE_DIR = "UNATTENDED_STATE_DIR"
-ENV_CONTEXT_SOURCE = "UNATTENDED_CONTEXT_SOURCE"
-ENV_PROJECT = "UNATTENDED_PROJECT"
-ENV_ITERATION = "UNATTENDED_ITERATION"
-
-METER_FILE = "context-meter.json"
-METER_LOCK = ".context-meter.lock"
-HANDOFF_FILE = "handoff.md"
 SCHEMA_VERSION = 1
 DEFAULT_WARN_PCT = 70.0
 DEFAULT_STOP_PCT = 85.0
@@ -72,10 +74,10 @@ def _state_dir(environ: dict[str, str], hook_input: dict[str, Any] | None) -> st
     if environ.get(ENV_STATE_DIR):
         return environ[ENV_STATE_DIR]
     if environ.get(ENV_PROJECT):
-        return os.path.join(environ[ENV_PROJECT], ".unattended")
+        return os.path.join(environ[ENV_PROJECT], STATE_DIR_NAME)
     cwd = hook_input.get("cwd") if isinstance(hook_input, dict) else None
-    if isinstance(cwd, str) and os.path.isdir(os.path.join(cwd, ".unattended")):
-        return os.path.join(cwd, ".unattended")
+    if isinstance(cwd, str) and os.path.isdir(os.path.join(cwd, STATE_DIR_NAME)):
+        return os.path.join(cwd, STATE_DIR_NAME)
     return None
 
 
@@ -97,13 +99,9 @@ def _window(environ: dict[str, str], model: str | None) -> int:
 
     return table_window(model)
 
-
-def band_of(pct: float, warn: float, stop: float) -> str:
-    if pct >= stop:
-        return "stop"
-    if pct >= warn:
-        return "warn"
-    return "normal"
+def _iteration(environ: dict[str, str]) -> int | None:
+    value = environ.get(ENV_ITERATION, "")
+    return int(value) if value.isdigit() else None
 
 
 def _now() -> str:
@@ -117,9 +115,9 @@ def record(state_dir: str | None, reading: dict[str, Any] | None, error: str | N
     import fcntl
 
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    target = os.path.join(state_dir, METER_FILE)
+    target = os.path.join(state_dir, METER_FILE_NAME)
     lock_fd = os.open(
-        os.path.join(state_dir, METER_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+        os.path.join(state_dir, METER_LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
     )
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
@@ -139,9 +137,6 @@ def record(state_dir: str | None, reading: dict[str, Any] | None, error: str | N
         if reading is not None:
             data["readings"] += 1
             data["last_reading"] = reading
-            # Flat copies for `status`, which reads band and pct at the top level.
-            data["band"], data["pct"] = reading["band"], reading["percent"]
-            data["tokens"], data["window"] = reading["tokens"], reading["window"]
         if error is not None:
             data["failures"] += 1
             data["last_error"], data["last_error_at"] = error[:500], _now()
@@ -212,7 +207,7 @@ def measure(
         "window": window,
         "session_id": session if isinstance(session, str) else None,
         "model": model,
-        "iteration": environ.get(ENV_ITERATION),
+        "iteration": _iteration(environ),
         "source": used_source,
         "compacted": compacted,
         "time": _now(),
@@ -222,7 +217,7 @@ def measure(
         text = WARN_TEXT.format(pct=pct, tokens=tokens, window=window, stop=stop)
     elif band == "stop":
         state_dir = _state_dir(environ, hook_input)
-        handoff = os.path.join(state_dir, HANDOFF_FILE) if state_dir else ".unattended/handoff.md"
+        handoff = os.path.join(state_dir or STATE_DIR_NAME, HANDOFF_FILE_NAME)
         text = STOP_TEXT.format(pct=pct, tokens=tokens, window=window, handoff=handoff)
     return reading, text, api_error
 

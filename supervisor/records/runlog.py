@@ -101,7 +101,3 @@ class RunLog:
         self._machine.close()
 
 
-def utc_iso_now() -> str:
-    from unattended.contracts.timefmt import from_epoch
-
-    return utc_iso(from_epoch(sys_calls.time()))

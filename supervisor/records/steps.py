@@ -16,15 +16,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from unattended.contracts.names import (
+    ENV_CONTEXT_WINDOW,
+    ENV_ITERATION,
+    ENV_PROJECT,
+    ENV_STATE_DIR,
+    METER_FILE_NAME,
+    STATE_DIR_NAME,
+)
 from unattended.supervisor.records.fsio import append_line, ensure_private_dir, sys_calls
 
 if TYPE_CHECKING:
     from unattended.contracts.paths import RunPaths
 
-ENV_STATE_DIR = "UNATTENDED_STATE_DIR"
-ENV_PROJECT = "UNATTENDED_PROJECT"
-ENV_ITERATION = "UNATTENDED_ITERATION"
-ENV_CONTEXT_WINDOW = "UNATTENDED_CONTEXT_WINDOW"
 UNKNOWN_WINDOW = 200_000  # "200000 when unknown", as in the step-tracking design
 
 
@@ -65,7 +69,7 @@ def worker_state_dir(environ: Mapping[str, str]) -> Path | None:
     if environ.get(ENV_STATE_DIR):
         return Path(environ[ENV_STATE_DIR])
     if environ.get(ENV_PROJECT):
-        return Path(environ[ENV_PROJECT]) / ".unattended"
+        return Path(environ[ENV_PROJECT]) / STATE_DIR_NAME
     return None
 
 
@@ -74,13 +78,12 @@ def live_reading(environ: Mapping[str, str]) -> tuple[dict[str, Any] | None, str
     state_dir = worker_state_dir(environ)
     if state_dir is None:
         return None, "not inside an unattended worker, so there is no live context reading"
-    try:
-        meter = json.loads((state_dir / "context-meter.json").read_text(encoding="utf-8"))
-        reading = meter.get("last_reading")
-    except (OSError, ValueError, AttributeError):
-        reading = None
-    if not isinstance(reading, dict) or not isinstance(reading.get("tokens"), int):
+    from unattended.supervisor.records.meter_file import read_context_meter_or_none
+
+    meter = read_context_meter_or_none(state_dir / METER_FILE_NAME)
+    if meter is None or meter.last_reading is None:
         return None, "the context meter has not produced a reading in this run yet"
+    reading = meter.last_reading.model_dump()
     mine, theirs = environ.get(ENV_ITERATION), reading.get("iteration")
     if mine and theirs and str(theirs) != mine:
         return None, f"the last context reading is from iteration {theirs}, not this one ({mine})"

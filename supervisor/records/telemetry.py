@@ -49,7 +49,7 @@ def telemetry_line(
     settings: Settings,
     window: int,
 ) -> TelemetryLine:
-    from unattended.safety.budget import context_band
+    from unattended.safety.bands import context_band
 
     pct = round(100.0 * record.context_peak_tokens / window, 1) if window else None
     return TelemetryLine(

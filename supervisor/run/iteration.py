@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from unattended.contracts.iteration import GitPoint, IterationRecord, RateLimitSeen
+from unattended.contracts.names import ENV_ITERATION, ENV_PROJECT, ENV_RUN_ID
 from unattended.contracts.settings import Settings
 
 DONE_WHEN_TIMEOUT_S = 600.0
@@ -52,9 +53,9 @@ def worker_env(
 
     env = clean_env(environ)
     env.update(extra)
-    env["UNATTENDED_PROJECT"] = str(project)
-    env["UNATTENDED_RUN_ID"] = run_id
-    env["UNATTENDED_ITERATION"] = str(number)
+    env[ENV_PROJECT] = str(project)
+    env[ENV_RUN_ID] = run_id
+    env[ENV_ITERATION] = str(number)
     return env
 
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from unattended.contracts.names import BLOCKED_MARKER, DONE_MARKER
 from unattended.contracts.settings import Settings
-
-DONE_MARKER = "UNATTENDED_DONE"
-BLOCKED_MARKER = "UNATTENDED_BLOCKED"
 
 PROTOCOL = f"""
 

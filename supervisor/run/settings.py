@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from unattended.contracts.names import ENV_CLAUDE_BIN
 from unattended.contracts.settings import SETTINGS_FILE, Settings
 
 
@@ -64,8 +65,8 @@ def resolve_settings(
         (str(user_config_path(environ)), _read_toml(user_config_path(environ))),
         (SETTINGS_FILE, _read_toml(project / SETTINGS_FILE)),
     ]
-    if environ.get("UNATTENDED_CLAUDE_BIN"):
-        env_bin = {"claude_bin": environ["UNATTENDED_CLAUDE_BIN"]}
+    if environ.get(ENV_CLAUDE_BIN):
+        env_bin = {"claude_bin": environ[ENV_CLAUDE_BIN]}
         layers.append(("env UNATTENDED_CLAUDE_BIN", env_bin))
     layers.append(("cli", {k: v for k, v in cli_values.items() if v is not None}))
 

@@ -30,12 +30,6 @@ OUTCOME_COLOURS = {
 }
 
 
-def matplotlib_available() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def write_charts(

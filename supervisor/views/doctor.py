@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -222,6 +223,37 @@ def check_service_manager(environ: Mapping[str, str]) -> Check:
     )
 
 
+# How units written by unattended before 0.1's one-package layout named the code they run.
+_OLD_LAYOUT = re.compile(r"-m\s+(?:supervisor|platform_adapters\.launchd_shim)\b")
+
+
+def check_installed_units(environ: Mapping[str, str]) -> Check:
+    """Service units from the old layout (`python -m supervisor`) fail at their next start."""
+    from unattended.platform_adapters import units
+    from unattended.platform_adapters.service import make_host
+
+    host = make_host(lambda _m: None, lambda _m: None, environ)
+    candidates = [host.systemd_user_dir / units.TEMPLATE_NAME]
+    for folder in (host.launch_agents_dir, host.launchd_staging_dir):
+        candidates += sorted(folder.glob("dev.unattended.*.plist")) if folder.is_dir() else []
+    stale = []
+    for path in candidates:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if _OLD_LAYOUT.search(text.replace("<string>", " ").replace("</string>", " ")):
+            stale.append(str(path))
+    if stale:
+        return bad(
+            "units",
+            f"installed from an older unattended (runs `python -m supervisor`): {', '.join(stale)}",
+            "run `unattended service install` again (add --launchd on macOS) to rewrite it",
+            False,
+        )
+    return ok("units", "no service unit from an older layout")
+
+
 def check_disk(project: Path) -> Check:
     try:
         free = shutil.disk_usage(project).free
@@ -239,11 +271,16 @@ def check_disk(project: Path) -> Check:
 
 
 def check_context_meter(project: Path) -> Check:
+    from unattended.contracts.meter import MeterFileError
     from unattended.contracts.paths import RunPaths
     from unattended.supervisor.records.meter_file import read_context_meter
 
     paths = RunPaths(project)
-    meter = read_context_meter(paths.context_meter)
+    try:
+        meter = read_context_meter(paths.context_meter)
+    except MeterFileError as exc:
+        fix = "move the file aside; the next worker writes a new one"
+        return bad("context", str(exc), fix, False)
     if meter is None:
         ran = paths.telemetry.is_file() and paths.telemetry.stat().st_size > 0
         if ran:

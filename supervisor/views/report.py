@@ -357,14 +357,3 @@ def _steps(data: ReportData) -> list[str]:
     return ["", "## Steps reported", "", *rows] if rows else []
 
 
-def summary_text(data: ReportData, max_lines: int = 8) -> str:
-    """A few plain lines for a notification: headline, why, last commits, blockers."""
-    state = data.run.state
-    lines = [f"{data.project.name}: {headline(data)}"]
-    if state and state.stop_reason:
-        lines.append(f"why: {state.stop_reason}")
-    for _sha, subject in data.commits[-3:]:
-        lines.append(f"commit: {subject}")
-    for item in data.blockers[:2]:
-        lines.append(f"needs you: {item}")
-    return "\n".join(lines[:max_lines])

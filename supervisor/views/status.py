@@ -114,9 +114,9 @@ def show_status(project: Path, json_out: bool) -> int:
 def _meter_lines(project: Path, state) -> list[str]:  # noqa: ANN001
     """The context meter's last reading, and its failures: a meter that never produced a
     reading while workers ran tools is a broken hook, and says so."""
-    from unattended.supervisor.records.meter_file import read_context_meter
+    from unattended.supervisor.records.meter_file import read_context_meter_or_none
 
-    meter = read_context_meter(RunPaths(project).context_meter)
+    meter = read_context_meter_or_none(RunPaths(project).context_meter)
     lines = []
     if meter and meter.band:
         percent = f"{meter.percent:g}%" if meter.percent is not None else "?%"
@@ -136,10 +136,10 @@ def _inhibitor_text(state, alive: bool) -> str:  # noqa: ANN001
 
 
 def _context_meter(project: Path) -> dict | None:
-    try:
-        return json.loads(RunPaths(project).context_meter.read_text())
-    except (OSError, ValueError):
-        return None
+    from unattended.supervisor.records.meter_file import read_context_meter_or_none
+
+    meter = read_context_meter_or_none(RunPaths(project).context_meter)
+    return meter.model_dump(mode="json") if meter is not None else None
 
 
 

@@ -115,7 +115,7 @@ def build_lines(source: WatchSource, now: datetime | None = None, width: int = 8
     from unattended.contracts.state import StateFileError
     from unattended.contracts.timefmt import fmt_duration
     from unattended.supervisor.records.liveness import effective_status
-    from unattended.supervisor.records.meter_file import read_context_meter
+    from unattended.supervisor.records.meter_file import read_context_meter_or_none
     from unattended.supervisor.records.readers import tail_lines
     from unattended.supervisor.records.state import read_state
 
@@ -149,7 +149,7 @@ def build_lines(source: WatchSource, now: datetime | None = None, width: int = 8
         when += f", {fmt_duration(left)} left" if left > 0 and not terminal else ""
         lines.append(Line(f"deadline  {when}   run {state.run_id}"))
         lines += _worker_lines(source, state, now, terminal)
-        lines += _usage_lines(source, state, read_context_meter(paths.context_meter))
+        lines += _usage_lines(source, state, read_context_meter_or_none(paths.context_meter))
     lines.append(Line("── run.log " + "─" * max(0, width - 11), "dim"))
     lines += [Line(text) for text in tail_lines(paths.run_log, LOG_LINES)]
     return [Line(_fit(line.text, width), line.style) for line in lines]

@@ -15,8 +15,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from unattended.contracts.hook import ENV_CONTEXT_WINDOW, ENV_STATE_DIR, ENV_STOP_PCT, ENV_WARN_PCT
-from unattended.supervisor.hook.meter import ENV_CONTEXT_SOURCE
+from unattended.contracts.names import (
+    ENV_CONTEXT_SOURCE,
+    ENV_CONTEXT_WINDOW,
+    ENV_STATE_DIR,
+    ENV_STOP_PCT,
+    ENV_WARN_PCT,
+)
 from unattended.supervisor.records.fsio import atomic_write, ensure_private_dir
 
 if TYPE_CHECKING:

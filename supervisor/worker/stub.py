@@ -18,6 +18,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from unattended.contracts.names import ENV_DEMO_STEPS, ENV_ITERATION
+
 MODEL = "stub-worker"
 PAUSE_S = 0.6  # long enough that the demo's log reads like something is happening
 
@@ -28,8 +30,8 @@ def emit(event: dict[str, object]) -> None:
 
 
 def main() -> int:
-    iteration = int(os.environ.get("UNATTENDED_ITERATION", "1"))
-    steps = int(os.environ.get("UNATTENDED_DEMO_STEPS", "3"))
+    iteration = int(os.environ.get(ENV_ITERATION, "1"))
+    steps = int(os.environ.get(ENV_DEMO_STEPS, "3"))
     session = str(uuid.uuid4())
     started = time.monotonic()
     emit(

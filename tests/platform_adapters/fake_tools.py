@@ -29,7 +29,13 @@ def recording_tool(bin_dir: Path, name: str, record_dir: Path, then: str = "exit
     """A tool that records its argv into `record_dir`, then runs the shell code `then`."""
     record_dir.mkdir(parents=True, exist_ok=True)
     record = shlex.quote(str(record_dir / name))
-    return write_tool(bin_dir, name, f"printf '%s\\0' \"$@\" > {record}.$$.argv\n{then}")
+    counter = shlex.quote(str(record_dir / f".{name}.sequence"))
+    # A sequence number orders the calls (file timestamps tie within a clock tick). Shell
+    # builtins only: some tests run the tool with nothing else on PATH. Calls of one tool are
+    # sequential in every test, so the counter needs no lock.
+    sequence = f"n=0; read n < {counter} 2>/dev/null; n=$((n + 1)); echo $n > {counter}"
+    record_call = f"printf '%s\\0' \"$@\" > {record}.$$.$n.argv"
+    return write_tool(bin_dir, name, f"{sequence}\n{record_call}\n{then}")
 
 
 def fake_systemd_inhibit(bin_dir: Path, record_dir: Path) -> Path:
@@ -40,7 +46,9 @@ def fake_systemd_inhibit(bin_dir: Path, record_dir: Path) -> Path:
 
 def recorded(record_dir: Path, name: str) -> list[list[str]]:
     """The argv of every recorded invocation of `name`, oldest first."""
-    files = sorted(record_dir.glob(f"{name}.*.argv"), key=lambda p: p.stat().st_mtime_ns)
+    files = sorted(  # NAME.PID.SEQUENCE.argv
+        record_dir.glob(f"{name}.*.argv"), key=lambda p: int(p.name.split(".")[-2])
+    )
     out = []
     for path in files:
         data = path.read_bytes()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from unattended.safety.bands import band_of, context_band, context_percent
 from unattended.safety.budget import (
     alert_level,
     budget_check,
     can_reserve,
-    context_band,
-    context_percent,
     threshold_error,
     threshold_tokens,
 )
@@ -158,3 +157,12 @@ def test_context_bands_other_window_and_settings() -> None:
     assert context_percent(50_000, 200_000) == 25.0
     with pytest.raises(ValueError, match="positive"):
         context_band(1, 0, 70, 85)
+
+
+def test_the_hook_and_the_rules_share_one_band_rule() -> None:
+    """58,000 of 100,000 tokens with warn at 58 %: the hook said normal, the rules warn."""
+    from unattended.supervisor.hook import meter
+
+    assert meter.band_of is band_of
+    assert context_band(58_000, 100_000, 58, 85) == "warn"
+    assert band_of(58_000 / 100_000 * 100, 58, 85) == "warn"

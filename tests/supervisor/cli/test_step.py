@@ -70,8 +70,10 @@ def test_step_inside_a_worker_uses_the_live_reading(hermetic_env: dict, tmp_path
         "unattended: pass --tokens N: the context meter has not produced a reading in this "
         "run yet\n"
     )
-    reading = {"tokens": 330_000, "window": 1_000_000, "iteration": "7", "band": "normal"}
-    (state / "context-meter.json").write_text(json.dumps({"last_reading": reading}))
+    reading = {"tokens": 330_000, "window": 1_000_000, "iteration": 7, "band": "normal"}
+    reading["percent"] = 33.0
+    meter = {"schema_version": 1, "readings": 1, "last_reading": reading}
+    (state / "context-meter.json").write_text(json.dumps(meter))
     proc = step(["--complete", "4", "--desc", "migrated the schema"], env, elsewhere)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "Step 4 completed: Tokens: 33.0%; Status: OK, updated\n"

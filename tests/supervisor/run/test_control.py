@@ -23,7 +23,6 @@ from unattended.supervisor.run.control import apply_pending, claimed_path, write
 
 FAST = ["--grace-seconds", "2", "--allowed-tools", "Bash"]
 SLEEPY = [[{"do": "sleep", "seconds": 30}, "text"]]
-NOW = time.time()
 
 
 @pytest.fixture
@@ -39,7 +38,7 @@ def run(tmp_path: Path):  # noqa: ANN201 - (paths, state, settings) of a run 5 m
 def test_nothing_pending_is_a_no_op(run) -> None:  # noqa: ANN001
     paths, state, settings = run
     before = paths.state.read_bytes()
-    assert apply_pending(paths, state, settings, NOW) == []
+    assert apply_pending(paths, state, settings, time.time()) == []
     assert paths.state.read_bytes() == before
 
 
@@ -47,7 +46,7 @@ def test_hours_means_total_from_start(run) -> None:  # noqa: ANN001
     paths, state, settings = run
     write_request(paths, hours=30)
     assert json.loads(paths.control.read_text())["hours"] == 30
-    lines = apply_pending(paths, state, settings, NOW)
+    lines = apply_pending(paths, state, settings, time.time())
     deadline = state.started_at + timedelta(hours=30)
     assert lines == [f"extend: hours 24 → 30 (deadline {deadline:%Y-%m-%dT%H:%M:%SZ})"]
     assert state.deadline == deadline and settings.hours == 30 and state.settings["hours"] == 30
@@ -60,7 +59,7 @@ def test_iterations_and_cost_together(run) -> None:  # noqa: ANN001
     paths, state, settings = run
     write_request(paths, max_iterations=300)
     write_request(paths, max_cost_usd=8.5)  # merged over the one still waiting
-    lines = apply_pending(paths, state, settings, NOW)
+    lines = apply_pending(paths, state, settings, time.time())
     assert lines == ["extend: max_iterations 200 → 300", "extend: max_cost_usd none → $8.5"]
     assert state.max_iterations == 300 and settings.max_iterations == 300
     assert settings.max_cost_usd == 8.5 and state.settings["max_cost_usd"] == 8.5
@@ -72,7 +71,7 @@ def test_iterations_and_cost_together(run) -> None:  # noqa: ANN001
 def test_lowering_below_what_is_used_says_so(run) -> None:  # noqa: ANN001
     paths, state, settings = run
     write_request(paths, hours=0.01, max_iterations=2, max_cost_usd=1.0)
-    lines = apply_pending(paths, state, settings, NOW)
+    lines = apply_pending(paths, state, settings, time.time())
     assert "already past, the run ends as capped" in lines[0]
     assert "iteration 3 reached" in lines[1]
     assert "$1.25 already spent" in lines[2]
@@ -103,7 +102,7 @@ def test_invalid_request_is_removed_with_one_warning(run, content: str, expected
     paths, state, settings = run
     before = paths.state.read_bytes()
     paths.control.write_text(content)
-    lines = apply_pending(paths, state, settings, NOW)
+    lines = apply_pending(paths, state, settings, time.time())
     assert len(lines) == 1 and lines[0].startswith("warning: extend:") and expected in lines[0]
     assert not paths.control.exists() and not claimed_path(paths).exists()
     assert paths.state.read_bytes() == before and settings.hours == 24
@@ -115,9 +114,9 @@ def test_a_claimed_leftover_is_applied_first(run) -> None:  # noqa: ANN001
     write_request(paths, max_iterations=50)
     paths.control.rename(claimed_path(paths))
     write_request(paths, max_iterations=60)
-    assert apply_pending(paths, state, settings, NOW) == ["extend: max_iterations 200 → 50"]
-    assert apply_pending(paths, state, settings, NOW) == ["extend: max_iterations 50 → 60"]
-    assert apply_pending(paths, state, settings, NOW) == []
+    assert apply_pending(paths, state, settings, time.time()) == ["extend: max_iterations 200 → 50"]
+    assert apply_pending(paths, state, settings, time.time()) == ["extend: max_iterations 50 → 60"]
+    assert apply_pending(paths, state, settings, time.time()) == []
 
 
 # ----- the CLI ---------------------------------------------------------------------------

@@ -143,6 +143,7 @@ def test_context_meter_and_quota(project: Path, good_env: dict[str, str]):
     state_dir = project / ".unattended"
     state_dir.mkdir()
     meter = {
+        "schema_version": 1,
         "readings": 12,
         "failures": 1,
         "last_error": "transcript not found",
@@ -167,7 +168,9 @@ def test_context_meter_and_quota(project: Path, good_env: dict[str, str]):
         "WARN  quota        max_quota_pct (80) cannot act yet: the CLI has not reported quota"
     )
     (state_dir / "context-meter.json").write_text(
-        json.dumps({"readings": 0, "failures": 3, "last_error": "bad transcript line"})
+        json.dumps(
+            {"schema_version": 1, "readings": 0, "failures": 3, "last_error": "bad transcript line"}
+        )
     )
     code, checks, _ = doctor(project, good_env)
     assert code == 0
@@ -192,3 +195,29 @@ def test_live_spawn(project: Path, good_env: dict[str, str], fake_claude: FakeCl
     assert code == 1
     assert checks["live"].startswith("FAIL  live         the worker failed: Not logged in")
     assert out.splitlines()[-1] == "1 required check(s) failed (live): a run would not work"
+
+
+def test_units_from_the_old_layout_are_named_with_the_fix(
+    project: Path, good_env: dict[str, str]
+) -> None:
+    code, checks, _ = doctor(project, good_env)
+    assert checks["units"] == "ok    units        no service unit from an older layout"
+    unit_dir = Path(good_env["XDG_CONFIG_HOME"]) / "systemd" / "user"
+    unit_dir.mkdir(parents=True)
+    old = unit_dir / "unattended@.service"
+    old.write_text("[Service]\nExecStart=/usr/bin/python3 -P -m supervisor start --foreground\n")
+    agents = Path(good_env["HOME"]) / "Library" / "LaunchAgents"
+    agents.mkdir(parents=True)
+    plist = agents / "dev.unattended.proj-12345678.plist"
+    plist.write_text("<array><string>-m</string><string>platform_adapters.launchd_shim</string>")
+    code, checks, _ = doctor(project, good_env)
+    assert code == 0  # not required: runs by hand still work
+    assert checks["units"].startswith("WARN  units        installed from an older unattended")
+    assert str(old) in checks["units"] and str(plist) in checks["units"]
+    assert "run `unattended service install` again" in checks["units"]
+    # What `service install` writes today is current.
+    from unattended.platform_adapters.units import render_launchd_plist, render_systemd_unit
+
+    old.write_text(render_systemd_unit(path_env="/usr/bin"))
+    plist.write_bytes(render_launchd_plist(str(project), log_dir="/tmp/logs"))
+    assert doctor(project, good_env)[1]["units"].startswith("ok    units")

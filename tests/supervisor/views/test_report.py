@@ -191,22 +191,6 @@ def test_report_of_archived_run(recorded: Recorded, hermetic_env: dict[str, str]
     assert "- Cost: $2.13 (no cost cap)" in text
 
 
-def test_summary_text(recorded: Recorded):
-    from unattended.supervisor.views.report import gather_report, summary_text
-
-    text = summary_text(gather_report(recorded.project))
-    assert text.splitlines() == [
-        "names: blocked after 6 iteration(s) in 1h22m, $2.54, 5 commit(s), 4 file(s) changed",
-        "why: the worker is blocked: needs the staging database password to run the migration",
-        "commit: names: cover NFC and NFD",
-        "commit: names: document normalisation",
-        "commit: names: stage migration script",
-        "needs you: iteration 5: the worker ended by asking a question (nobody is there to "
-        "answer); no change",
-        "needs you: iteration 5: permission denied for Bash (2 call(s))",
-    ]
-
-
 def test_report_errors(tmp_path: Path, hermetic_env: dict[str, str], recorded: Recorded):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -106,6 +106,7 @@ def make_running(rec: Recorded, iteration: int = 7) -> None:
     text = "".join(json.dumps(line) + "\n" for line in stream_lines())
     (root / "iterations" / f"{iteration:04d}.jsonl").write_text(text)
     meter = {
+        "schema_version": 1,
         "readings": 40,
         "failures": 0,
         "last_error": None,
