@@ -281,6 +281,7 @@ def render_markdown(data: ReportData) -> str:
             f"deadline {_iso(state.deadline)}"
         )
         out.append(f"- Iterations: {state.iteration} of at most {state.max_iterations}")
+        out += [f"- {line[0].upper()}{line[1:]}" for line in state.on_done_lines()]
     else:
         out.append(f"- Status unknown: {run.state_error or 'no state.json'}")
     out += ["", "## Commits", ""]
@@ -363,6 +364,8 @@ def summary_text(data: ReportData, max_lines: int = 8) -> str:
     lines = [f"{data.project.name}: {headline(data)}"]
     if state and state.stop_reason:
         lines.append(f"why: {state.stop_reason}")
+    if state:
+        lines += state.on_done_lines()
     for _sha, subject in data.commits[-3:]:
         lines.append(f"commit: {subject}")
     for item in data.blockers[:2]:
