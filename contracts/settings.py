@@ -73,6 +73,7 @@ class Settings(BaseModel):
     on_done_also: list[str] = Field(default_factory=list)
     remote: str | None = None  # None: the branch's upstream remote, else origin
     forge: Literal["github", "gitlab"] | None = None  # None: from the remote's URL
+    metrics_textfile: str | None = None  # node_exporter's textfile collector reads *.prom
 
     @field_validator("on_done_also", mode="before")
     @classmethod
@@ -98,6 +99,8 @@ class Settings(BaseModel):
             raise ValueError("context_warn_pct must be below context_stop_pct")
         if self.escalate_after is not None and self.escalate_after >= self.gutter_iterations:
             raise ValueError("escalate_after must be smaller than gutter_iterations")
+        if self.metrics_textfile is not None and not self.metrics_textfile.endswith(".prom"):
+            raise ValueError("metrics_textfile must end in .prom (node_exporter reads only those)")
         if self.prompt is not None and self.prompt_file is not None:
             raise ValueError("give either prompt or prompt_file, not both")
         return self

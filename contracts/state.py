@@ -28,6 +28,7 @@ class LastIteration(BaseModel):
     duration_s: float = 0.0
     error: str | None = None
     reason: str | None = None
+    ended_at: UtcDatetime | None = None  # for unattended_last_iteration_timestamp_seconds
 
 
 class GutterState(BaseModel):

@@ -254,6 +254,9 @@ def start(
     forge: Annotated[
         str | None, typer.Option(help="github or gitlab [default: from the remote URL].")
     ] = None,
+    metrics_textfile: Annotated[
+        str | None, typer.Option(help="Rewrite this .prom file for node_exporter at every change.")
+    ] = None,
     foreground: Annotated[
         bool, typer.Option("--foreground", help="Run the loop in this process.")
     ] = False,
