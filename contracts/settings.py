@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PERMISSION_MODES = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "plan")
 DEFAULT_PROTECTED_BRANCHES = ("main", "master", "develop", "trunk")
 SETTINGS_FILE = "unattended.toml"
+# Run endings that `on_done_also` may add to `done` for a push / pull request.
+ON_DONE_ALSO = ("capped", "stuck", "blocked")
 
 
 class Settings(BaseModel):
@@ -66,6 +68,26 @@ class Settings(BaseModel):
     # many runs (issue 7)
     max_parallel_workers: int | None = Field(None, ge=1)
 
+    # the night's work leaves the machine (issue 15)
+    on_done: Literal["print", "push", "pr"] = "print"
+    on_done_also: list[str] = Field(default_factory=list)
+    remote: str | None = None  # None: the branch's upstream remote, else origin
+    forge: Literal["github", "gitlab"] | None = None  # None: from the remote's URL
+    metrics_textfile: str | None = None  # node_exporter's textfile collector reads *.prom
+
+    @field_validator("on_done_also", mode="before")
+    @classmethod
+    def _split_on_done_also(cls, value: object) -> object:
+        """`--on-done-also capped,stuck` on the command line, a list in unattended.toml."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            unknown = [v for v in value if v not in ON_DONE_ALSO]
+            if unknown:
+                allowed, given = ", ".join(ON_DONE_ALSO), ", ".join(map(str, unknown))
+                raise ValueError(f"on_done_also takes {allowed}, not {given}")
+        return value
+
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
         if self.permission_mode is not None and self.permission_mode not in PERMISSION_MODES:
@@ -77,6 +99,8 @@ class Settings(BaseModel):
             raise ValueError("context_warn_pct must be below context_stop_pct")
         if self.escalate_after is not None and self.escalate_after >= self.gutter_iterations:
             raise ValueError("escalate_after must be smaller than gutter_iterations")
+        if self.metrics_textfile is not None and not self.metrics_textfile.endswith(".prom"):
+            raise ValueError("metrics_textfile must end in .prom (node_exporter reads only those)")
         if self.prompt is not None and self.prompt_file is not None:
             raise ValueError("give either prompt or prompt_file, not both")
         return self

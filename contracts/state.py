@@ -28,6 +28,7 @@ class LastIteration(BaseModel):
     duration_s: float = 0.0
     error: str | None = None
     reason: str | None = None
+    ended_at: UtcDatetime | None = None  # for unattended_last_iteration_timestamp_seconds
 
 
 class GutterState(BaseModel):
@@ -79,10 +80,23 @@ class RunState(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
     settings_sources: dict[str, str] = Field(default_factory=dict)
     resumed_count: int = 0
+    # What --on-done did at the end (issue 15): "origin/night-work", the PR/MR URL, or why not.
+    pushed_ref: str | None = None
+    pr_url: str | None = None
+    on_done_error: str | None = None
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens + self.cache_creation_tokens
+
+    def on_done_lines(self) -> list[str]:
+        """What --on-done did, for the report and the final notification."""
+        lines = [f"pushed: {self.pushed_ref}"] if self.pushed_ref else []
+        if self.pr_url:
+            lines.append(f"pull request: {self.pr_url}")
+        if self.on_done_error:
+            lines.append(self.on_done_error)
+        return lines
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2) + "\n"

@@ -46,6 +46,7 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
     (f"{_CLI}.report", "report", "report", "command"),
     (f"{_CLI}.doctor", "doctor", "doctor", "command"),
     (f"{_CLI}.advise", "advise", "advise", "command"),
+    (f"{_CLI}.kube", "kube_app", "kube", "group"),
 )
 
 

@@ -67,6 +67,7 @@ def run_checks(project: Path, environ: dict[str, str], live: bool) -> list:  # l
         dc.check_disk(project),
         dc.check_context_meter(project),
         dc.check_quota(project, settings),
+        dc.check_forge(project, settings, environ),
     ]
     if live:
         checks.append(dc.check_live(project, settings, binary, environ))

@@ -29,8 +29,18 @@ def metrics(
         bool, typer.Option("--context", help="Context bands reached per iteration.")
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    prometheus: Annotated[
+        bool,
+        typer.Option(
+            "--prometheus",
+            help="Every run of this user (from the registry) in the Prometheus text format.",
+        ),
+    ] = False,
 ) -> None:
     """Tokens, cost and time per group, why runs ended, context bands (from telemetry)."""
+    if prometheus:
+        typer.echo(prometheus_text(), nl=False)
+        return
     if by is not None and by not in BY_CHOICES:
         fail(f"--by must be one of {', '.join(BY_CHOICES)}, not {by!r}")
     root = project_dir(project)
@@ -140,3 +150,30 @@ def render(data: dict[str, Any], root: Path) -> str:
             headers = ["run", "iter", "peak", "pct", "band", "handoff", "session"]
             parts.append(text_table(headers, rows, right={1, 2, 3}))
     return "\n\n".join(parts)
+
+
+def prometheus_text() -> str:
+    """The registry's runs, each joined with its state.json, as one exposition."""
+    from unattended.contracts.paths import RunPaths
+    from unattended.contracts.state import StateFileError
+    from unattended.supervisor.records import prometheus as prom
+    from unattended.supervisor.records.state import read_state
+    from unattended.supervisor.run.registry import scan
+
+    rows, problems = scan()
+    samples = []
+    for row in rows:
+        paths = RunPaths(Path(row.project))
+        try:
+            state = read_state(paths)
+        except StateFileError as exc:
+            problems.append(str(exc))
+            continue
+        if state is None or state.run_id != row.run_id:
+            continue
+        branch = prom.project_branch(Path(row.project))
+        ratio = prom.context_ratio(paths.context_meter)
+        samples.append(prom.RunSample(state, row.status, branch, ratio))
+    for line in problems:
+        typer.echo(f"unattended: skipping: {line}", err=True)
+    return prom.render(samples)

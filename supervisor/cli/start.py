@@ -69,6 +69,9 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
 
     gathered = gather_mod.gather(top, settings, environ)
     checks = preflight(gathered.facts, settings, settings.branch)
+    from unattended.supervisor.run.forge import forge_checks
+
+    checks += forge_checks(top, settings, environ)
     if opts.dry_run:
         _print_checks(checks)
         plan_prompt = "<prompt>"
@@ -239,6 +242,21 @@ def start(
         float | None, typer.Option(help="Wait when subscription quota use reaches this %.")
     ] = None,
     notify_cmd: Annotated[str | None, typer.Option(help="Shell command run on outcomes.")] = None,
+    on_done: Annotated[
+        str | None, typer.Option(help="At the end: print (default), push, or pr.")
+    ] = None,
+    on_done_also: Annotated[
+        str | None, typer.Option(help="Also push on these endings: capped,stuck,blocked.")
+    ] = None,
+    remote: Annotated[
+        str | None, typer.Option(help="Remote to push to [default: upstream, else origin].")
+    ] = None,
+    forge: Annotated[
+        str | None, typer.Option(help="github or gitlab [default: from the remote URL].")
+    ] = None,
+    metrics_textfile: Annotated[
+        str | None, typer.Option(help="Rewrite this .prom file for node_exporter at every change.")
+    ] = None,
     foreground: Annotated[
         bool, typer.Option("--foreground", help="Run the loop in this process.")
     ] = False,

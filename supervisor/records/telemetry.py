@@ -38,6 +38,7 @@ def last_iteration(record: IterationRecord, outcome: Outcome, reason: str) -> La
         duration_s=record.duration_s,
         error=(error or None) and error.strip().splitlines()[-1][:300],
         reason=reason,
+        ended_at=record.ended_at,
     )
 
 

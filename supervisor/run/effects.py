@@ -194,6 +194,10 @@ class LoopEffects:
         st.updated_at = datetime.fromtimestamp(sys_calls.time(), UTC)
         self._guard_disk(lambda: write_state(self.ctx.paths, st))
         self._last_write = sys_calls.time()
+        if self.ctx.settings.metrics_textfile:  # --metrics-textfile: same moment, same facts
+            from unattended.supervisor.records.prometheus import export_textfile
+
+            export_textfile(self.ctx, self._warn)
 
     def _guard_disk(self, action: Any) -> None:
         try:

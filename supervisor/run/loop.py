@@ -381,6 +381,11 @@ class RelayLoop(LoopEffects):
         # On a full disk the old state.json stays intact; the log line below says what happened.
         with contextlib.suppress(DiskFull):
             self._write()
+        from unattended.supervisor.run.on_done import deliver_run
+
+        if deliver_run(self.ctx, status, self._log):  # --on-done push|pr: before the notice
+            with contextlib.suppress(DiskFull):
+                self._write()
         paths.pid.unlink(missing_ok=True)
         paths.stop.unlink(missing_ok=True)
         self._prune(status)

@@ -25,6 +25,8 @@ def notification_summary(
     ]
     if state.stop_reason:
         lines.append(f"why: {state.stop_reason}")
+    lines += state.on_done_lines()  # the pushed branch and the pull request, or why not
+    lines += state.on_done_lines()  # the same lines the morning report shows
     lines += [f"commit: {subject}" for _sha, subject in commits[-3:]]
     denied = sorted({tool for record in history for tool in record.permission_denials})
     if denied:

@@ -154,6 +154,19 @@ def preflight_checks(project: Path, settings: Settings, environ: Mapping[str, st
     return checks
 
 
+def check_forge(project: Path, settings: Settings, environ: Mapping[str, str]) -> Check:
+    """`on_done = "pr"`: the forge's CLI (gh, glab) is on PATH and logged in."""
+    from unattended.supervisor.run.forge import forge_checks
+
+    if settings.on_done != "pr":
+        return ok("forge", f"on_done {settings.on_done}: no forge CLI needed")
+    result = forge_checks(project, settings, environ)[0]
+    if result.ok:
+        return ok("forge", result.message)
+    message, _, fix = result.message.rpartition(": ")
+    return bad("forge", message or result.message, fix or "see unattended start --help", True)
+
+
 def check_notifications(settings: Settings, environ: Mapping[str, str]) -> Check:
     from unattended.platform_adapters.notify import NotifyEvent, desktop_argv
 

@@ -281,6 +281,7 @@ def render_markdown(data: ReportData) -> str:
             f"deadline {_iso(state.deadline)}"
         )
         out.append(f"- Iterations: {state.iteration} of at most {state.max_iterations}")
+        out += [f"- {line[0].upper()}{line[1:]}" for line in state.on_done_lines()]
     else:
         out.append(f"- Status unknown: {run.state_error or 'no state.json'}")
     out += ["", "## Commits", ""]
@@ -355,5 +356,3 @@ def _steps(data: ReportData) -> list[str]:
                 f"- iteration {t.iteration}, step {getattr(step, 'step', '?')}: {desc} ({status})"
             )
     return ["", "## Steps reported", "", *rows] if rows else []
-
-

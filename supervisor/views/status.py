@@ -106,6 +106,12 @@ def show_status(project: Path, json_out: bool) -> int:
     lines.extend(_meter_lines(project, state))
     if state.stop_reason:
         lines.append(f"ended      {state.stop_reason} (exit {state.exit_code})")
+    if state.pushed_ref:
+        lines.append(f"pushed     {state.pushed_ref}")
+    if state.pr_url:
+        lines.append(f"pr         {state.pr_url}")
+    if state.on_done_error:
+        lines.append(f"on-done    {state.on_done_error}")
     lines.append(f"log        {RunPaths(project).run_log}")
     echo("\n".join(lines))
     return 0
