@@ -19,7 +19,7 @@ Work steps (each is one API turn, printed as assistant tool_use + user tool_resu
   write    {file="scratch.txt", content}      create a file with the Write tool (untracked)
   run      {cmd, description}                 run a shell command in cwd through Bash
   permission_denied {tool="Bash", command}    a denied tool call, listed in permission_denials
-  busy     {seconds}                          a Bash tool child burning CPU and printing nothing
+  busy     {seconds}                          a Bash tool child burning {seconds} of CPU, silent
   grandchild {pid_file, seconds=3600, detach=false, hold_stdout=false}
            a `sleep` in its own session (like the CLI's Bash tool); its pid is written to
            pid_file. detach=true: double fork, orphaned at once. hold_stdout: it keeps our stdout.
@@ -121,8 +121,10 @@ LIMIT_KINDS = {
     "opus": ("seven_day_opus", "Opus"),
     "usage": ("overage", "usage"),
 }
+# CPU seconds, not wall seconds: on a loaded machine a wall-clock loop burns less than asked.
 BUSY_CODE = (
-    "import sys,time\nend=time.monotonic()+float(sys.argv[1])\nwhile time.monotonic()<end:pass"
+    "import sys,time\nend=time.process_time()+float(sys.argv[1])\n"
+    "while time.process_time()<end:pass"
 )
 
 
