@@ -139,12 +139,13 @@ def _platform_bookends(req: LaunchRequest, state: RunState, log: RunLog) -> tupl
     """Subreaper, systemd notify socket, sleep inhibitor: each a no-op where unsupported."""
     from unattended.platform_adapters.inhibit import start_inhibitor
     from unattended.platform_adapters.sd_notify import SdNotifier
-    from unattended.platform_adapters.subreaper import become_child_subreaper
+    from unattended.platform_adapters import process, proctree
 
     def warn(message: str) -> None:
         log.event(f"warning: {message.removeprefix('warning: ')}", kind="warning")
 
-    become_child_subreaper()
+    proctree.become_subreaper()  # the one place: orphans of the worker's tree come to us
+    process.set_run_marker(state.run_id)  # every child we start says which run it belongs to
     sd = SdNotifier.from_env(req.environ)
     inhibitor = start_inhibitor(os.getpid(), str(req.project), warn)
     state.inhibitor = inhibitor.describe() if inhibitor.held else None

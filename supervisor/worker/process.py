@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from unattended.platform_adapters import proctree
+from unattended.platform_adapters.process import Handle, worker_policy
 from unattended.supervisor.worker.rawlog import CappedLog
 from unattended.supervisor.worker.stream import StreamFacts, StreamReader
 
@@ -70,13 +71,14 @@ class Worker:
     def __init__(
         self,
         spec: WorkerSpec,
-        proc: subprocess.Popen[bytes],
+        handle: Handle,
         log: CappedLog,
         should_escalate: Callable[[], bool],
         clock: Callable[[], float],
     ) -> None:
         self.spec = spec
-        self._proc = proc
+        self._handle = handle
+        self._proc = proc = handle.proc
         self._log = log
         self._should_escalate = should_escalate
         self._clock = clock
@@ -116,15 +118,13 @@ class Worker:
             log.close()
             raise SpawnError(f"cannot create {spec.stderr_path}: {exc.strerror}") from None
         try:
-            proc = subprocess.Popen(
+            handle = Handle(
                 spec.argv,
                 cwd=spec.cwd,
                 env=spec.env,
-                stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
-                start_new_session=True,
-                close_fds=True,
+                policy=worker_policy(spec.grace_s),
             )
         except FileNotFoundError:
             log.close()
@@ -139,10 +139,9 @@ class Worker:
             raise SpawnError(f"{spec.argv[0]}: {exc.strerror}") from None
         finally:
             os.close(stderr)
-        proctree.protect(proc.pid)
-        if proc.stdout is not None:
-            os.set_blocking(proc.stdout.fileno(), False)
-        return cls(spec, proc, log, should_escalate, clock)
+        if handle.proc.stdout is not None:
+            os.set_blocking(handle.proc.stdout.fileno(), False)
+        return cls(spec, handle, log, should_escalate, clock)
 
     @property
     def finished(self) -> bool:
@@ -242,9 +241,7 @@ class Worker:
             return self._should_escalate()
 
         self._scan_tree(self._clock())
-        report = proctree.end_tree(
-            self.pid, self.spec.grace_s, known=list(self._known), escalate_now=during_grace
-        )
+        report = self._handle.end(known=list(self._known), escalate_now=during_grace)
         self._end_report = report
         self._exit_code = report.root_exit_code
         self._drain_rest()
@@ -277,7 +274,7 @@ class Worker:
         leftovers = self._leftovers()
         if leftovers:
             killed = proctree.freeze_and_kill(leftovers, None)
-            reap_until_gone(leftovers, self._clock)
+            proctree.reap_until_gone(leftovers)
             self._end_report = proctree.EndReport(root_pid=self.pid, killed=killed)
             if not self._eof:
                 self._drain()
@@ -287,11 +284,7 @@ class Worker:
         procs = [p for p in self._known if p.pid != self.pid and not proctree.is_gone(p)]
         if self._root_create_time:
             seen = {p.pid for p in procs}
-            procs += [
-                p
-                for p in proctree.adopted_since(self._root_create_time, exclude={self.pid})
-                if p.pid not in seen
-            ]
+            procs += [p for p in self._handle.detached() if p.pid not in seen]
         return procs
 
     def _finish(self) -> None:
@@ -300,7 +293,7 @@ class Worker:
                 self._proc.wait(timeout=5)
         if self._exit_code is None:
             self._exit_code = self._proc.returncode
-        proctree.unprotect(self.pid)
+        proctree.unprotect(self.pid)  # reaped: the orphan reaper may have its PID back
         self._reader.finish()
         if self._proc.stdout is not None:
             self._proc.stdout.close()
@@ -321,16 +314,6 @@ class Worker:
             log_bytes_dropped=self._log.dropped,
             disk_full=self._log.full,
         )
-
-
-def reap_until_gone(procs: list[psutil.Process], clock: Callable[[], float]) -> None:
-    """SIGKILL takes a moment: reap our children among ``procs`` until none is left (≤ 2 s)."""
-    deadline = clock() + 2.0
-    while True:
-        proctree.reap_ours(procs)
-        if all(proctree.is_gone(p) for p in procs) or clock() >= deadline:
-            return
-        time.sleep(0.01)
 
 
 def last_line(path: Path) -> str | None:
