@@ -75,6 +75,7 @@ _tick: Callable[[], object] | None = None
 _tick_every_s = 1.0
 _last_tick = 0.0
 _in_tick = False
+_live: dict[int, Handle] = {}  # started and not yet reaped: ended on the daemon's way out
 
 
 def set_run_marker(run_id: str | None) -> None:
@@ -109,6 +110,9 @@ def tick_if_due() -> None:
         _tick()
     finally:
         _in_tick = False
+
+
+_live: dict[int, Handle] = {}  # started and not yet reaped: ended on the daemon's way out
 
 
 def call_ticking(fn: Callable[[], T], timeout_s: float) -> T:
@@ -220,6 +224,7 @@ class Handle:
             raise
         proctree.protect(self.proc.pid)  # our waitpid reaps it, never the orphan reaper
         self.pid = self.proc.pid
+        _live[self.pid] = self
         self._started = time.monotonic()
         self._last_scan = self._started
         self.created = 0.0
@@ -320,6 +325,12 @@ class Handle:
         with contextlib.suppress(ChildProcessError):
             self.proc.wait()
         proctree.unprotect(self.pid)
+        _live.pop(self.pid, None)
+
+    def identities(self) -> list[tuple[int, float]]:
+        """(pid, create time) of this child and every descendant seen, those alive."""
+        found = (proctree.identity(p) for p in self.seen if not proctree.is_gone(p))
+        return [ident for ident in found if ident is not None]
 
     def finish(
         self,
@@ -349,6 +360,19 @@ class Handle:
             if self.proc.returncode is None:  # an exception mid-way: never leave it running
                 self.end()
             self._close_files()
+
+
+def live_identities() -> list[tuple[int, float]]:
+    """Every child started here and not yet reaped, with the descendants seen: for state.json."""
+    return [ident for handle in list(_live.values()) for ident in handle.identities()]
+
+
+def end_all() -> list[int]:
+    """End every child still running (the daemon's last act); returns the PIDs killed."""
+    killed: list[int] = []
+    for handle in list(_live.values()):
+        killed += handle.end().killed
+    return killed
 
 
 def _read(handle: IO[bytes] | None, limit: int | None) -> bytes:

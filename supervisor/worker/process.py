@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 READ_CHUNK = 1 << 20
 MAX_CHUNKS_PER_PUMP = 64  # bounded work per pump so the loop's ticks keep their pace
-TREE_SCAN_S = 5.0  # descendants snapshot period (orphans are also caught as a subreaper)
+TREE_SCAN_S = 1.0  # descendants snapshot period: state.json lists them (a kill -9 leaves it)
 CPU_SAMPLE_S = 5.0  # how often the tree's CPU time is sampled for the stall watchdog
 STDERR_TAIL_BYTES = 8192
 
@@ -255,6 +255,28 @@ class Worker:
             ready, _, _ = select.select([self._fd], [], [], 0.05)
             if ready:
                 self._drain()
+
+    def seen_identities(self) -> list[tuple[int, float]]:
+        """(pid, create time) of the worker and each descendant seen that is still alive."""
+        found = (proctree.identity(p) for p in self._known if not proctree.is_gone(p))
+        return [ident for ident in found if ident is not None]
+
+    def kill_now(self) -> None:
+        """The daemon is going down (an internal error): SIGKILL the whole tree at once, no
+        grace, and reap. Safe whatever state the worker is in."""
+        if self.finished:
+            return
+        self._scan_tree(self._clock())
+        leftovers = [*self._known, *self._handle.detached()]
+        self._end_report = proctree.EndReport(
+            root_pid=self.pid, killed=proctree.freeze_and_kill(leftovers)
+        )
+        proctree.reap_until_gone([p for p in leftovers if p.pid != self.pid])
+        if self.ended_by is None:
+            self.ended_by = "stop"
+        if self.state == "running":
+            self._change_state("stopping")
+        self._finish()
 
     def escalate(self) -> None:
         """A second signal: nothing to do when stop() already ran (its callback saw it)."""
