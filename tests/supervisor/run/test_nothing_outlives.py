@@ -9,12 +9,14 @@ import pty
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
 import pytest
 
 from tests.conftest import pid_alive, read_state, run_cli, wait_for
+from tests.supervisor.run.conftest import dead_pid, make_state
 
 FAST = ["--grace-seconds", "1", "--allowed-tools", "Bash,Write"]
 FAULTY = Path(__file__).with_name("faulty_daemon.py")
@@ -146,3 +148,59 @@ def test_done_when_keeps_the_tick_going_and_a_stop_ends_it(
     assert not pid_alive(checker)
     final = read_state(project)
     assert final["status"] == "stopped" and final["updated_at"] >= before
+
+
+def test_a_forged_state_never_gets_an_unrelated_process_killed(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    """state.json naming a real unrelated `sleep` (with its real start time) as the daemon,
+    the worker and a descendant: neither `stop --now` nor `start --resume` may touch it."""
+    sleep = subprocess.Popen(["sleep", "300"], env={"PATH": os.environ["PATH"]})
+    try:
+        created = psutil.Process(sleep.pid).create_time()
+        root = project / ".unattended"
+        root.mkdir(mode=0o700, exist_ok=True)
+        forged = make_state(
+            project, sleep.pid, created, worker_pid=sleep.pid,
+            worker_started_at=created, descendants=[{"pid": sleep.pid, "create_time": created}],
+        )  # fmt: skip
+        (root / "state.json").write_text(forged.model_dump_json())
+        stop = run_cli(["stop", "--now"], hermetic_env, cwd=project)
+        assert stop.returncode == 1 and "not signalling" in stop.stderr, stop.stdout + stop.stderr
+        time.sleep(0.2)
+        assert sleep.poll() is None, "stop --now signalled an unrelated process"
+
+        forged = forged.model_copy(update={"pid": dead_pid(), "pid_create_time": 1.0})
+        (root / "state.json").write_text(forged.model_dump_json())
+        fake_claude.script([["done"]])
+        resumed = run_cli(["start", "--resume", "--foreground", *FAST], hermetic_env,
+                          cwd=project, timeout=90)  # fmt: skip
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert sleep.poll() is None, "--resume killed an unrelated process"
+    finally:
+        sleep.kill()
+        sleep.wait()
+
+
+def test_only_a_process_with_the_runs_marker_and_start_time_is_ours() -> None:
+    """proctree.is_ours on real `sleep`s: our marker and the recorded start time, both."""
+    from unattended.platform_adapters import proctree
+
+    env = {"PATH": os.environ["PATH"]}
+    ours = subprocess.Popen(["sleep", "60"], env={**env, "UNATTENDED_RUN_ID": "run-1"})
+    other = subprocess.Popen(["sleep", "60"], env=env)
+    try:
+        t_ours = psutil.Process(ours.pid).create_time()
+        t_other = psutil.Process(other.pid).create_time()
+        assert proctree.is_ours(ours.pid, t_ours, "run-1")
+        assert not proctree.is_ours(ours.pid, t_ours, "run-2")  # another run's
+        assert not proctree.is_ours(ours.pid, t_ours + 5, "run-1")  # a reused pid
+        assert not proctree.is_ours(other.pid, t_other, "run-1")  # no marker: not ours
+        assert proctree.end_recorded([(other.pid, t_other)], "run-1") == []
+        assert other.poll() is None
+        assert proctree.end_recorded([(ours.pid, t_ours)], "run-1") == [ours.pid]
+        assert not pid_alive(ours.pid)  # killed (and reaped: it was our child)
+    finally:
+        for proc in (ours, other):
+            proc.kill()
+            proc.wait()
