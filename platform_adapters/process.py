@@ -342,6 +342,7 @@ class Handle:
         otherwise end what the child left behind. Always reaps; returns what it printed."""
         try:
             exited = self.wait(deadline, abort)
+            tick_if_due()  # a run of quick children (git) must not starve the tick either
             aborted = not exited and time.monotonic() < deadline
             if exited:
                 self.clean_up()

@@ -411,6 +411,8 @@ def end_recorded(
     return killed
 
 
-def still_alive(recorded: Iterable[tuple[int, float]], run_id: str) -> list[int]:
+def still_alive(
+    recorded: Iterable[tuple[int, float]], run_id: str, pgids: Collection[int] = ()
+) -> list[int]:
     """The recorded processes still alive and provably of run ``run_id`` (for ``status``)."""
-    return [pid for pid, created in recorded if is_ours(pid, created, run_id)]
+    return [pid for pid, created in recorded if is_ours(pid, created, run_id, pgids)]

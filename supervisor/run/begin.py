@@ -89,13 +89,14 @@ def end_leftovers(old: RunState, grace_s: float) -> list[int]:
         created = proc.create_time() if proc is not None and not proctree.is_gone(proc) else 0.0
         if -2.0 <= created - old.worker_started_at.timestamp() <= 10.0:
             worker = (old.worker_pid, created)
+    groups = {old.worker_pid} if old.worker_pid else set()  # the worker leads its own session
     ended: list[int] = []
-    if worker is not None and proctree.is_ours(*worker, old.run_id):
+    if worker is not None and proctree.is_ours(*worker, old.run_id, groups):
         proctree.end_tree(worker[0], grace_s)
         ended.append(worker[0])
     rest = [r for r in recorded if r != worker]
-    ended += [pid for pid in proctree.still_alive(rest, old.run_id)]
-    proctree.end_recorded(rest, old.run_id)
+    ended += proctree.still_alive(rest, old.run_id, groups)
+    proctree.end_recorded(rest, old.run_id, groups)
     return ended
 
 

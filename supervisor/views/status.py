@@ -138,12 +138,15 @@ def _meter_lines(project: Path, state) -> list[str]:  # noqa: ANN001
 
 
 def _orphans(state, alive: bool) -> list[int]:  # noqa: ANN001
-    """The recorded processes of a dead daemon's run that are still alive and provably its."""
-    if alive or not state.descendants:
+    """The recorded processes of a crashed run (a dead daemon, a state not terminal) that are
+    still alive and provably its."""
+    if alive or state.status.terminal or not state.descendants:
         return []
     from unattended.platform_adapters.proctree import still_alive
 
-    return still_alive([(d.pid, d.create_time) for d in state.descendants], state.run_id)
+    recorded = [(d.pid, d.create_time) for d in state.descendants]
+    groups = {state.worker_pid} if state.worker_pid else set()
+    return still_alive(recorded, state.run_id, groups)
 
 
 def _inhibitor_text(state, alive: bool) -> str:  # noqa: ANN001

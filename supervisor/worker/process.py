@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from unattended.platform_adapters import proctree
-from unattended.platform_adapters.process import Handle, worker_policy
+from unattended.platform_adapters.process import Handle, tick_if_due, worker_policy
 from unattended.supervisor.worker.rawlog import CappedLog
 from unattended.supervisor.worker.stream import StreamFacts, StreamReader
 
@@ -238,6 +238,7 @@ class Worker:
         def during_grace() -> bool:
             if not self._eof:
                 self._drain()  # a full pipe must not keep the CLI from exiting
+            tick_if_due()  # the grace may be long: signals, watchdog and heartbeat go on
             return self._should_escalate()
 
         self._scan_tree(self._clock())
