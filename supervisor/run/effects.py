@@ -138,14 +138,25 @@ class LoopEffects:
                 "stop requested (sentinel file): ending after the current iteration",
                 kind="stop_request",
             )
-        if not self.ctx.paths.root.is_dir() or not self.ctx.paths.state.exists():
+        if self._state_dir_damaged():
             self._restore_state_dir()
         if now - self._last_write >= HEARTBEAT_S or self._tree_changed():
-            self._write()
+            if self._state_dir_damaged():  # deleted since the check above
+                self._restore_state_dir()
+            else:
+                self._write()
         self._watchdog(now)
         if self.flags.child_exited:  # only then: a scan of our children costs ~1 ms
             self.flags.child_exited = False
             proctree.reap_orphans()  # tool processes that detached and later exited
+
+    def _state_dir_damaged(self) -> bool:
+        """A worker's `git clean -fdx` removed .unattended/ (or part of it, when a state write
+        raced the removal): state.json or, while the run lives, the pid file is missing."""
+        paths = self.ctx.paths
+        if not paths.root.is_dir() or not paths.state.exists():
+            return True
+        return not self.ctx.state.status.terminal and not paths.pid.exists()
 
     def _apply_control(self, now: float) -> None:
         from unattended.supervisor.run.control import apply_pending
