@@ -145,3 +145,16 @@ def test_done_when_ends_what_it_detached_and_stops_on_abort(tmp_path: Path) -> N
     started = time.monotonic()
     assert run_done_when("sleep 30", tmp_path, dict(os.environ), abort=lambda: True) is False
     assert time.monotonic() - started < 5
+
+
+def test_a_slow_git_keeps_the_tick_going(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "git"
+    fake.write_text("#!/bin/sh\nsleep 1.5\necho ok\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    ticks: list[int] = []
+    with process.ticking(lambda: ticks.append(1), every_s=0.2):
+        assert run_git(tmp_path, "status") == "ok\n"
+    assert len(ticks) >= 3
