@@ -296,7 +296,7 @@ class Handle:
             escalate_now=escalate_now,
             first_signal=self.policy.first_signal,
         )
-        self._reap()
+        self.reap()
         return report
 
     def clean_up(self) -> list[int]:
@@ -307,7 +307,7 @@ class Handle:
         leftovers = [p for p in self.seen if p.pid != self.pid and not proctree.is_gone(p)]
         leftovers += self.detached()
         killed = proctree.freeze_and_kill(leftovers) if leftovers else []
-        self._reap()
+        self.reap()
         if leftovers:
             proctree.reap_until_gone(leftovers)
         return killed
@@ -321,9 +321,13 @@ class Handle:
         found += proctree.marked(SPAWN_VAR, self.token, self.created)
         return [p for p in found if p.pid != self.pid]
 
-    def _reap(self) -> None:
-        with contextlib.suppress(ChildProcessError):
-            self.proc.wait()
+    def reap(self, timeout_s: float | None = None) -> None:
+        """Collect the child's exit status (waiting up to ``timeout_s``; None: for as long as
+        it takes, which after SIGKILL is a moment) and forget it."""
+        with contextlib.suppress(ChildProcessError, subprocess.TimeoutExpired):
+            self.proc.wait(timeout=timeout_s)
+        if self.proc.returncode is None:
+            return  # still running: stays listed, so the daemon's last act ends it
         proctree.unprotect(self.pid)
         _live.pop(self.pid, None)
 

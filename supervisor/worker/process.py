@@ -11,7 +11,6 @@ worker early, and it blocks for at most the grace period (a second signal escala
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import subprocess
@@ -311,12 +310,9 @@ class Worker:
         return procs
 
     def _finish(self) -> None:
-        if self._proc.returncode is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(timeout=5)
+        self._handle.reap(timeout_s=5)
         if self._exit_code is None:
             self._exit_code = self._proc.returncode
-        proctree.unprotect(self.pid)  # reaped: the orphan reaper may have its PID back
         self._reader.finish()
         if self._proc.stdout is not None:
             self._proc.stdout.close()

@@ -62,6 +62,7 @@ def test_timeout_ends_the_tree_including_a_process_in_its_own_session(tmp_path: 
         assert time.monotonic() - started < 10
         assert gone(pid, created), "the grandchild in its own session survived"
         assert handle.proc.returncode is not None  # reaped
+        assert handle.pid not in {pid for pid, _ in process.live_identities()}
     finally:
         kill_if_alive(pid, created)
 
