@@ -77,14 +77,14 @@ class Worker:
     ) -> None:
         self.spec = spec
         self._handle = handle
-        self._proc = proc = handle.proc
+        self._proc = handle.proc
         self._log = log
         self._should_escalate = should_escalate
         self._clock = clock
         self._reader = StreamReader(clock)
-        self._fd = proc.stdout.fileno() if proc.stdout else -1
+        self._fd = handle.proc.stdout.fileno() if handle.proc.stdout else -1
         self._eof = False
-        self.pid = proc.pid
+        self.pid = handle.pid
         self.started = clock()
         self.state = "running"
         self.ended_by: str | None = None
