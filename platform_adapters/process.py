@@ -203,7 +203,7 @@ class Handle:
         child_env = clean_env(env)
         child_env[SPAWN_VAR] = self.token
         if _marker is not None:
-            child_env.setdefault(MARKER_VAR, _marker)
+            child_env[MARKER_VAR] = _marker  # ours, even under an outer run that set its own
         try:
             stdin = self._temp(input) if input is not None else subprocess.DEVNULL
             self._out = self._temp() if stdout == CAPTURE else None
