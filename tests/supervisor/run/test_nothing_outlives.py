@@ -204,3 +204,28 @@ def test_only_a_process_with_the_runs_marker_and_start_time_is_ours() -> None:
         for proc in (ours, other):
             proc.kill()
             proc.wait()
+
+
+def test_a_done_when_orphaned_by_kill_9_is_ended_by_the_next_start(
+    project: Path, hermetic_env: dict[str, str], fake_claude, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "done-when.pid"
+    fake_claude.script([["commit", "text"]])
+    check = f"echo $$ > {pid_file}; exec sleep 300"
+    started = run_cli(["start", *FAST, "--done-when", check], hermetic_env, cwd=project)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert wait_for(pid_file.exists, 30), run_log(project)
+    checker = int(pid_file.read_text())
+
+    def recorded() -> bool:
+        return checker in {d["pid"] for d in read_state(project).get("descendants", [])}
+
+    assert wait_for(recorded, 10), read_state(project)
+    daemon = read_state(project)["pid"]
+    os.kill(daemon, signal.SIGKILL)
+    assert wait_for(lambda: not pid_alive(daemon), 10)
+    assert pid_alive(checker)
+    fake_claude.script([["done"]])
+    again = run_cli(["start", "--foreground", *FAST], hermetic_env, cwd=project, timeout=90)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert not pid_alive(checker)
