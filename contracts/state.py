@@ -46,6 +46,15 @@ class QuotaWindow(BaseModel):
     seen_at: UtcDatetime | None = None
 
 
+class SeenProcess(BaseModel):
+    """A process of the run's tree (the worker, its tools, a helper) alive when last looked at.
+    A daemon killed -9 leaves the list behind: ``status`` names the ones still alive and the
+    next ``start`` ends them, if they are provably the run's (``proctree.is_ours``)."""
+
+    pid: int
+    create_time: float  # psutil create_time: a reused PID has another
+
+
 class RunState(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -76,6 +85,7 @@ class RunState(BaseModel):
     model: str | None = None
     session_id: str | None = None
     inhibitor: str | None = None
+    descendants: list[SeenProcess] = Field(default_factory=list)
     quota: dict[str, QuotaWindow] = Field(default_factory=dict)
     settings: dict[str, Any] = Field(default_factory=dict)
     settings_sources: dict[str, str] = Field(default_factory=dict)

@@ -9,7 +9,6 @@ container, a polkit refusal), the inhibitor says why once through `log` and does
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -20,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
-from unattended.platform_adapters._proc import clean_env, kill_group
+from unattended.platform_adapters.process import Handle, KillPolicy, clean_env
 
 Log = Callable[[str], None]
 
@@ -93,15 +92,16 @@ class ChildInhibitor:
         self._warned = False
         self._released = False
         self._stderr = b""
-        self.proc = subprocess.Popen(
+        # Through the process module: no inherited fds (the daemon's lock and log stay with
+        # the daemon), a session of its own (a Ctrl-C in the daemon's terminal does not reach it).
+        self._handle = Handle(
             argv,
-            stdin=subprocess.DEVNULL,
+            env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            env=dict(env),
-            close_fds=True,  # the daemon's lock and log fds stay with the daemon
-            start_new_session=True,  # a Ctrl-C in the daemon's terminal does not reach it
+            policy=KillPolicy(signal.SIGTERM, RELEASE_GRACE_S),
         )
+        self.proc = self._handle.proc
         assert self.proc.stderr is not None
         os.set_blocking(self.proc.stderr.fileno(), False)
 
@@ -140,11 +140,7 @@ class ChildInhibitor:
         if self._released:
             return
         self._released = True
-        kill_group(self.proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=RELEASE_GRACE_S)
-        kill_group(self.proc.pid, signal.SIGKILL)  # e.g. the `tail` left by a killed parent
-        self.proc.wait()
+        self._handle.end()  # SIGTERM, grace, SIGKILL of its tree (e.g. the `tail` it started)
         self._read_stderr()
         if self.proc.stderr is not None:
             self.proc.stderr.close()

@@ -2,9 +2,10 @@
 
 Desktop: `notify-send` on Linux, `osascript` on macOS, when present. The optional `notify_cmd`
 runs through the shell with UNATTENDED_STATUS, _REASON, _PROJECT, _ITERATION and _COST_USD in
-its environment (e.g. `curl` to a chat webhook). Every helper runs at the same time in its own
-process group and is killed at the deadline; a missing or failing notifier is logged, never
-raised: a notification must not be able to change how a run ends.
+its environment (e.g. `curl` to a chat webhook). Every helper runs at the same time through the
+process module, and is ended with its whole tree at the deadline; whatever it started is ended
+when it exits, even a process it detached into a session of its own. A missing or failing
+notifier is logged, never raised: a notification must not be able to change how a run ends.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from unattended.contracts.names import (
     ENV_NOTIFY_SUMMARY,
     ENV_PROJECT,
 )
-from unattended.platform_adapters._proc import Outcome, Running, clean_env
+from unattended.platform_adapters.process import DETACHING, Handle, Outcome, clean_env
 
 Log = Callable[[str], None]
 
@@ -133,7 +134,7 @@ def _notify(
 ) -> None:
     env = clean_env(environ)
     cwd = event.project if os.path.isdir(event.project) else None
-    started: list[tuple[str, Running]] = []
+    started: list[tuple[str, Handle]] = []
     desktop = desktop_argv(event, platform, env.get("PATH"))
     if isinstance(desktop, str):
         _once(f"no desktop notification: {desktop}", log)
@@ -147,7 +148,7 @@ def _notify(
 
 
 def _start(
-    started: list[tuple[str, Running]],
+    started: list[tuple[str, Handle]],
     label: str,
     argv: list[str] | str,
     env: dict[str, str],
@@ -156,7 +157,8 @@ def _start(
     log: Log,
 ) -> None:
     try:
-        started.append((label, Running(argv, env=env, cwd=cwd, shell=shell)))
+        handle = Handle(argv, env=env, cwd=cwd, shell=shell, policy=DETACHING)
+        started.append((label, handle))
     except OSError as exc:
         log(f"notification: cannot run {label}: {exc}")
 

@@ -1,14 +1,17 @@
-"""The one place that knows process trees: finding a worker's descendants and ending them all.
+"""Process trees, the half of the process module that knows them: descendants, the one kill
+policy for a whole tree, orphan reaping, the subreaper, and whether a recorded PID is ours.
 
-The Claude CLI's Bash tool runs commands in sessions of their own, so ``killpg`` on the worker
-misses them: descendants are found by walking parent links (psutil) while the tree is alive, and
-on Linux the daemon is a child subreaper so tool processes that detach are re-parented to it
-rather than to init. Every signal goes through ``_signal``, which checks the process's creation
-time first, so a recycled PID is never signalled.
+Every child starts through ``platform_adapters.process``; this module ends them. The Claude CLI's
+Bash tool runs commands in sessions of their own, so ``killpg`` on the worker misses them:
+descendants are found by walking parent links (psutil) while the tree is alive, and on Linux the
+daemon is a child subreaper so tool processes that detach are re-parented to it rather than to
+init. Every signal goes through ``_signal``, which checks the process's creation time first, so a
+recycled PID is never signalled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -22,6 +25,9 @@ if TYPE_CHECKING:
 
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
+MARKER_VAR = "UNATTENDED_RUN_ID"  # set in every child's environment: the run it belongs to
+SPAWN_VAR = "UNATTENDED_SPAWN"  # one token per started child: finds what that child detached
+CREATE_TIME_SLACK_S = 0.01  # psutil's create times of one process agree to this within a boot
 _FREEZE_ROUNDS = 8
 _REAP_WAIT_S = 2.0
 _protected: set[int] = set()  # our children whose exit status belongs to someone else
@@ -32,7 +38,7 @@ class EndReport:
     """How ending a tree went."""
 
     root_pid: int
-    interrupted: bool = False  # SIGINT reached the root
+    interrupted: bool = False  # the first signal (SIGINT for a worker) reached the root
     exited_in_grace: bool = False  # the root exited by itself after the SIGINT
     escalated: bool = False  # escalate_now() cut the grace short
     root_exit_code: int | None = None  # when we reaped the root: negative = signal
@@ -159,6 +165,22 @@ def reap_ours(procs: Iterable[psutil.Process]) -> list[int]:
     return reaped
 
 
+def reap_until_gone(procs: list[psutil.Process], limit_s: float = _REAP_WAIT_S) -> None:
+    """SIGKILL takes a moment: reap our children among ``procs`` until none is left."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        reap_ours(procs)
+        if all(is_gone(p) for p in procs) or time.monotonic() >= deadline:
+            return
+        time.sleep(0.01)
+
+
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+    """Signal a process group, ignoring that it may be gone already."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
 def reap_orphans(skip: Collection[int] = ()) -> list[int]:
     """As a subreaper, reap adopted zombie children. Never ``waitpid(-1)``: that could steal
     the exit status of the worker (or of any protected PID, or one in ``skip``)."""
@@ -202,18 +224,11 @@ def is_subreaper() -> bool:
 
 
 def become_subreaper() -> bool:
-    """Make orphaned descendants our children so they can still be found and reaped.
-    Prefers ``platform_adapters.subreaper`` when it exists; returns whether it took effect."""
-    try:
-        from unattended.platform_adapters.subreaper import become_subreaper as adapter  # type: ignore
-    except ImportError:
-        adapter = None
-    if adapter is not None:
-        adapter()
-    else:
-        prctl = _prctl()
-        if prctl is not None:
-            prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    """Make orphaned descendants our children so they can still be found and reaped (Linux
+    >= 3.4; the daemon does this once, at start). Returns whether it took effect."""
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     return is_subreaper()
 
 
@@ -227,20 +242,23 @@ def end_tree(
     known: Iterable[psutil.Process] = (),
     escalate_now: Callable[[], bool] = lambda: False,
     *,
+    first_signal: int = signal.SIGINT,
     poll_s: float = 0.05,
     clock: Callable[[], float] = time.monotonic,
 ) -> EndReport:
-    """Blocking: SIGINT the root (the Claude CLI's clean stop), wait up to ``grace_s`` while
-    snapshotting its descendants, then SIGKILL every descendant ever seen and the root, and reap
-    what is ours. ``escalate_now()`` returning True skips the rest of the grace. If the root is
-    our child it is reaped here (``root_exit_code``), so call this before reaping it yourself."""
+    """The one kill policy, blocking: ``first_signal`` to the root (SIGINT is the Claude CLI's
+    clean stop; helpers get SIGTERM), wait up to ``grace_s`` while snapshotting its descendants,
+    then SIGKILL every descendant ever seen (those in sessions of their own and adopted orphans
+    too) and the root, and reap what is ours. ``escalate_now()`` returning True skips the rest
+    of the grace. If the root is our child it is reaped here (``root_exit_code``), so call this
+    before reaping it yourself."""
     started = clock()
     report = EndReport(root_pid=root_pid)
     root = process(root_pid)
     seen: dict[psutil.Process, None] = dict.fromkeys(known)
     if root is not None and not is_gone(root):
         seen.update(dict.fromkeys(snapshot_tree(root_pid)))
-        report.interrupted = _signal(root, signal.SIGINT)
+        report.interrupted = _signal(root, first_signal)
     ours = root is not None and _is_our_child(root)
     deadline = started + grace_s
     while root is not None and clock() < deadline:
@@ -313,3 +331,88 @@ def _finish_reaping(
             report.survivors = [p.pid for p in alive]
             return
         time.sleep(0.02)
+
+
+# ----- what a recorded PID is, after the daemon that recorded it died ---------------------------
+def identity(proc: psutil.Process) -> tuple[int, float] | None:
+    """(pid, create time) as state.json records a descendant; None when it is gone."""
+    import psutil
+
+    try:
+        return proc.pid, proc.create_time()
+    except psutil.Error:
+        return None
+
+
+def _environ_value(proc: psutil.Process, name: str) -> str | None | bool:
+    """The variable's value in the process's environment, None when unset, False when the
+    environment cannot be read (another user's process, or a platform without it)."""
+    import psutil
+
+    try:
+        return proc.environ().get(name)
+    except (psutil.AccessDenied, psutil.ZombieProcess, NotImplementedError, OSError):
+        return False
+    except psutil.Error:
+        return None
+
+
+def is_ours(pid: int, create_time: float | None, run_id: str, pgids: Collection[int] = ()) -> bool:
+    """Provably a process of run ``run_id``: the same start time as recorded AND our marker in
+    its environment (``UNATTENDED_RUN_ID``) or, where the environment cannot be read, membership
+    of one of the run's process groups. A forged state.json naming an unrelated process with its
+    real start time fails the second test."""
+    proc = process(pid)
+    if proc is None or create_time is None or is_gone(proc) or pid == os.getpid():
+        return False
+    created = _create_time(proc)
+    if abs(created - create_time) > CREATE_TIME_SLACK_S:
+        return False  # a reused PID
+    marker = _environ_value(proc, MARKER_VAR)
+    if marker is not False:
+        return bool(run_id) and marker == run_id
+    try:
+        return os.getpgid(pid) in pgids
+    except OSError:
+        return False
+
+
+def marked(name: str, value: str, since: float) -> list[psutil.Process]:
+    """Live processes created at or after ``since`` (a psutil create time) whose environment has
+    ``name=value``: what a child of ours detached into a session of its own, orphaned to init."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["create_time"]):
+        created = proc.info.get("create_time")
+        if created is None or created < since - CREATE_TIME_SLACK_S or proc.pid == os.getpid():
+            continue
+        if _environ_value(proc, name) == value and not is_gone(proc):
+            found.append(proc)
+    return found
+
+
+def end_recorded(
+    recorded: Iterable[tuple[int, float]], run_id: str, pgids: Collection[int] = ()
+) -> list[int]:
+    """Kill the processes a crashed daemon recorded that are still provably ours (see
+    ``is_ours``), with whatever they started since. Returns the PIDs killed."""
+    targets: dict[psutil.Process, None] = {}
+    for pid, created in recorded:
+        if is_ours(pid, created, run_id, pgids):
+            proc = process(pid)
+            if proc is not None:
+                targets[proc] = None
+                targets.update(dict.fromkeys(snapshot_tree(pid)))
+    if not targets:
+        return []
+    killed = freeze_and_kill(targets)
+    reap_until_gone(list(targets))
+    return killed
+
+
+def still_alive(
+    recorded: Iterable[tuple[int, float]], run_id: str, pgids: Collection[int] = ()
+) -> list[int]:
+    """The recorded processes still alive and provably of run ``run_id`` (for ``status``)."""
+    return [pid for pid, created in recorded if is_ours(pid, created, run_id, pgids)]

@@ -13,7 +13,7 @@ import os
 import socket
 from collections.abc import Callable, Mapping
 
-from unattended.platform_adapters._proc import clean_env
+from unattended.platform_adapters.process import clean_env
 
 Log = Callable[[str], None]
 

@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from unattended.platform_adapters import units
-from unattended.platform_adapters._proc import Outcome, clean_env, run_bounded
+from unattended.platform_adapters import process, units
+from unattended.platform_adapters.process import Outcome, clean_env
 
 Say = Callable[[str], None]
 
@@ -70,9 +70,9 @@ class Host:
 
     def run(self, argv: Sequence[str], timeout_s: float = SYSTEMCTL_TIMEOUT_S) -> Outcome:
         try:
-            return run_bounded(list(argv), timeout_s=timeout_s, env=clean_env(self.environ))
+            return process.run(list(argv), timeout_s=timeout_s, env=clean_env(self.environ))
         except OSError as exc:
-            return Outcome(list(argv), 127, "", str(exc))
+            return Outcome(list(argv), 127, b"", str(exc).encode())
 
 
 def make_host(out: Say, err: Say, environ: Mapping[str, str] | None = None) -> Host:

@@ -14,7 +14,6 @@ import plistlib
 import re
 import shutil
 import string
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -74,18 +73,14 @@ def escape_path(path: str, *, environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     tool = shutil.which("systemd-escape", path=env.get("PATH"))
     if tool is not None:
+        from unattended.platform_adapters import process
+
         try:
-            done = subprocess.run(
-                [tool, "--path", "--", path],
-                capture_output=True,
-                timeout=10,
-                check=False,
-                stdin=subprocess.DEVNULL,
-            )
-        except (OSError, subprocess.TimeoutExpired):
+            done = process.run([tool, "--path", "--", path], timeout_s=10, env=env)
+        except OSError:
             done = None
-        if done is not None and done.returncode == 0:
-            return os.fsdecode(done.stdout.rstrip(b"\n"))
+        if done is not None and done.ok:
+            return os.fsdecode(done.out.rstrip(b"\n"))
     return systemd_escape_path(path)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,9 +21,9 @@ DEMO_PROMPT = """Write a short demo-notes.md, one line per step, and commit each
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", *args], cwd=repo, check=True, stdin=subprocess.DEVNULL, capture_output=True
-    )
+    from unattended.supervisor.git.facts import run_git
+
+    run_git(repo, *args)
 
 
 def make_demo_repo(base: Path) -> tuple[Path, Path]:
@@ -90,9 +89,9 @@ def run_demo(steps: int) -> int:
     if final is None or not final.status.terminal:
         typer.echo("unattended: the demo run did not finish in time", err=True)
         return 1
-    log = subprocess.run(
-        ["git", "log", "--oneline"], cwd=repo, capture_output=True, text=True, check=False
-    ).stdout
+    from unattended.supervisor.git.facts import run_git
+
+    log = run_git(repo, "log", "--oneline", check=False)
     typer.echo(f"the run ended {final.status.value}: {final.stop_reason}")
     typer.echo(f"commits made by the workers:\n{log.rstrip()}")
     typer.echo(f"look at: {paths.run_log}, {paths.state}, {paths.iterations}/")

@@ -27,7 +27,7 @@ def _exit_now(code: int) -> None:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-    except (BrokenPipeError, ValueError):
+    except (OSError, ValueError):  # a closed pipe or a terminal gone (EIO)
         pass
     os._exit(code)
 

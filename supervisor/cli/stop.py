@@ -31,6 +31,13 @@ def request_stop(project: Path, now: bool, wait: bool, timeout: float | None) ->
         echo("no active run")
         return 0
     if now:
+        if not _holds_the_lock(project, state.pid):
+            echo(
+                f"unattended: not signalling pid {state.pid}: it does not hold this project's "
+                "run lock, so it is not this run's daemon (state.json is stale or forged)",
+                err=True,
+            )
+            return 1
         try:
             os.kill(state.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -55,6 +62,24 @@ def request_stop(project: Path, now: bool, wait: bool, timeout: float | None) ->
     if final is not None:
         echo(f"final status: {final.status.value}: {final.stop_reason or ''}".rstrip(": "))
     return 0
+
+
+def _holds_the_lock(project: Path, pid: int | None) -> bool:
+    """A daemon is provably ours when it holds the project's run lock (flock in the git dir)
+    and the lock names it: a pid in state.json alone may name any process."""
+    from unattended.contracts.paths import lock_path
+    from unattended.supervisor.git.facts import GitError, locate_repo
+    from unattended.supervisor.run.lock import RunLock, holder_pid
+
+    try:
+        _, git_dir, common = locate_repo(project)
+    except (GitError, OSError):
+        return False
+    for directory in dict.fromkeys(d for d in (git_dir, common) if d is not None):
+        lock = RunLock(lock_path(directory))
+        if lock.is_held_elsewhere() and holder_pid(lock.path) == pid:
+            return True
+    return False
 
 
 def stop_all(now: bool, wait: bool, timeout: float | None, *, root: Path | None = None) -> int:
@@ -120,6 +145,7 @@ def _wait_all(rows: list, timeout: float | None) -> int:
         if pending:
             time.sleep(0.1)
     return 0
+
 
 def stop(
     project: ProjectOpt = None,

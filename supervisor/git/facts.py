@@ -16,6 +16,7 @@ from pathlib import Path
 
 from unattended.contracts.names import STATE_DIR_NAME
 
+GIT_TIMEOUT_S = 120.0  # one git command; a snapshot of a huge tree stays well inside it
 DEFAULT_DIRTY_WHITELIST: tuple[str, ...] = ("PROMPT.md", "unattended.toml")
 
 # Variables that would make git look at another repository or index than the one we name.
@@ -57,28 +58,29 @@ def git_process(
     env: Mapping[str, str] | None = None,
     check: bool = True,
     input: str | bytes | None = None,
+    timeout_s: float = GIT_TIMEOUT_S,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run `git -C project ARGS` with output captured as bytes (no newline translation).
 
     `env` is added to the (scrubbed) inherited environment; stdin is /dev/null unless
-    `input` is given. With `check` a non-zero exit raises GitError naming the command
-    and git's first stderr line.
+    `input` is given. It runs through the process module: the loop's tick goes on while it
+    runs, and past `timeout_s` its tree is ended and GitError raised. With `check` a non-zero
+    exit raises GitError naming the command and git's first stderr line.
     """
+    from unattended.platform_adapters import process
+
     argv = ["git", "-C", str(project), *args]
     data = input.encode("utf-8", "surrogateescape") if isinstance(input, str) else input
     try:
-        proc = subprocess.run(
-            argv,
-            input=data,
-            stdin=subprocess.DEVNULL if data is None else None,
-            capture_output=True,
-            env=git_env(env),
-            check=False,
-        )
+        done = process.run(argv, timeout_s=timeout_s, env=git_env(env), input=data,
+                           max_output=None)  # fmt: skip
     except FileNotFoundError:
         raise GitError("git is not installed or not on PATH") from None
     except OSError as exc:
         raise GitError(f"cannot run git: {exc}") from None
+    if done.returncode is None:
+        raise GitError(f"git {' '.join(args[:2])} did not finish within {timeout_s:g}s")
+    proc = subprocess.CompletedProcess(argv, done.returncode, done.out, done.err)
     if check and proc.returncode != 0:
         raise GitError(_describe_failure(args, proc.returncode, decode(proc.stderr)))
     return proc
@@ -90,6 +92,7 @@ def run_git(
     env: Mapping[str, str] | None = None,
     check: bool = True,
     input: str | None = None,
+    timeout_s: float = GIT_TIMEOUT_S,
 ) -> str:
     """Run `git -C project ARGS` and return its stdout as text.
 
@@ -97,7 +100,8 @@ def run_git(
     is newline-translated, so `-z` output splits exactly. Without `check`, stdout is
     returned whatever the exit status.
     """
-    return decode(git_process(project, *args, env=env, check=check, input=input).stdout)
+    done = git_process(project, *args, env=env, check=check, input=input, timeout_s=timeout_s)
+    return decode(done.stdout)
 
 
 def decode(data: bytes) -> str:

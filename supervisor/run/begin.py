@@ -69,29 +69,35 @@ def prune_archived_runs(paths: RunPaths, keep: int) -> list[str]:
     return [p.name for p in doomed]
 
 
-def end_leftover_worker(old: RunState, grace_s: float) -> int | None:
-    """End the worker a crashed daemon left behind, so it cannot keep editing the tree next
-    to the new run's workers. Returns its pid when it was still running, else None.
+def end_leftovers(old: RunState, grace_s: float) -> list[int]:
+    """End what a crashed daemon left behind (its worker, the worker's tool processes in
+    sessions of their own, a helper), so nothing keeps editing the tree next to the new run's
+    workers. Returns the PIDs that were still running.
 
-    The pid must still be that worker: its creation time must match ``worker_started_at``
-    (second precision in state.json), or it is a reused PID and is left alone.
+    Only processes provably the crashed run's are touched: the start time recorded in
+    state.json AND its ``UNATTENDED_RUN_ID`` in their environment (``proctree.is_ours``), so a
+    reused PID or a forged state.json naming an unrelated process is left alone. The worker
+    gets its clean stop first (SIGINT, grace), the rest SIGKILL.
     """
-    if not old.worker_pid or old.worker_started_at is None or old.worker_pid == os.getpid():
-        return None
     from unattended.platform_adapters import proctree
 
-    proc = proctree.process(old.worker_pid)
-    if proc is None or proctree.is_gone(proc):
-        return None
-    try:
-        created = proc.create_time()
-    except Exception:  # psutil.Error: gone or not ours to look at
-        return None
-    # psutil's creation time is derived from the boot time (whole seconds): allow for that.
-    if not -2.0 <= created - old.worker_started_at.timestamp() <= 10.0:
-        return None
-    proctree.end_tree(old.worker_pid, grace_s)
-    return old.worker_pid
+    recorded = [(d.pid, d.create_time) for d in old.descendants if d.pid != os.getpid()]
+    worker = next((r for r in recorded if r[0] == old.worker_pid), None)
+    if worker is None and old.worker_pid and old.worker_started_at is not None:
+        # A state.json from before descendants were recorded: the spawn time, whole seconds.
+        proc = proctree.process(old.worker_pid)
+        created = proc.create_time() if proc is not None and not proctree.is_gone(proc) else 0.0
+        if -2.0 <= created - old.worker_started_at.timestamp() <= 10.0:
+            worker = (old.worker_pid, created)
+    groups = {old.worker_pid} if old.worker_pid else set()  # the worker leads its own session
+    ended: list[int] = []
+    if worker is not None and proctree.is_ours(*worker, old.run_id, groups):
+        proctree.end_tree(worker[0], grace_s)
+        ended.append(worker[0])
+    rest = [r for r in recorded if r != worker]
+    ended += proctree.still_alive(rest, old.run_id, groups)
+    proctree.end_recorded(rest, old.run_id, groups)
+    return ended
 
 
 def begin_run(
@@ -110,12 +116,13 @@ def begin_run(
             raise
         old = None
     now = datetime.fromtimestamp(sys_calls.time(), UTC).replace(microsecond=0)
-    ended_worker = None
+    ended: list[int] = []
     if old is not None and not old.status.terminal:
         if pid_is_alive(old.pid, old.pid_create_time) and old.pid != os.getpid():
             raise StateFileError(f"{paths.state}: the run is still alive (pid {old.pid})")
-        ended_worker = end_leftover_worker(old, min(settings.grace_seconds, 5.0))
-    leftover = f"; ended its worker (pid {ended_worker}), still running" if ended_worker else ""
+        ended = end_leftovers(old, min(settings.grace_seconds, 5.0))
+    pids = ", ".join(str(pid) for pid in ended)
+    leftover = f"; ended its processes still running (pid {pids})" if ended else ""
     if resume and old is not None and not old.status.terminal:
         state = old.model_copy(
             update={
@@ -123,6 +130,7 @@ def begin_run(
                 "updated_at": now,
                 "worker_pid": None,
                 "worker_started_at": None,
+                "descendants": [],
                 "resumed_count": old.resumed_count + 1,
                 "max_iterations": settings.max_iterations,
                 "settings": settings.model_dump(mode="json"),

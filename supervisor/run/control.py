@@ -98,14 +98,19 @@ def apply_pending(paths: RunPaths, state: Any, settings: Any, now: float) -> lis
         except OSError as exc:
             return [f"warning: extend: cannot claim {paths.control}: {exc.strerror}"]
     try:
-        request = parse_control(claimed.read_text(), paths.control)
+        request = parse_control(claimed.read_bytes().decode("utf-8"), paths.control)
+        problem = _check_settings(settings, request.changes())
+        if problem is None:
+            problem = _check_apply(request, state, settings, now)
     except OSError as exc:
         _discard(claimed)
         return [f"warning: extend: ignored {paths.control}: cannot read: {exc.strerror}"]
     except ControlFileError as exc:
         _discard(claimed)
         return [f"warning: extend: ignored an invalid control request: {exc}"]
-    problem = _check_settings(settings, request.changes())
+    except Exception as exc:  # noqa: BLE001 - junk in a request file never ends a run
+        _discard(claimed)
+        return [f"warning: extend: ignored an unreadable control request: {_why(exc)}"]
     if problem:
         _discard(claimed)
         return [f"warning: extend: ignored request {request.request_id}: {problem}"]
@@ -119,6 +124,22 @@ def apply_pending(paths: RunPaths, state: Any, settings: Any, now: float) -> lis
         lines.append(f"warning: extend: could not rewrite state.json now: {exc.strerror}")
     _discard(claimed)
     return lines
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 (byte {exc.start})"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _check_apply(request: Any, state: Any, settings: Any, now: float) -> str | None:
+    """Apply the request to copies first, so one that cannot be applied (a deadline beyond
+    the calendar) is refused as a whole, never half applied."""
+    try:
+        _apply(request, state.model_copy(deep=True), settings.model_copy(deep=True), now)
+    except (ValueError, OverflowError, ArithmeticError) as exc:
+        return f"cannot apply: {_why(exc)}"
+    return None
 
 
 def _discard(path: Path) -> None:

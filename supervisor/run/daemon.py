@@ -8,12 +8,14 @@ pipe once it has written ``status: starting``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from unattended.contracts.exit_codes import ExitCode
 from unattended.contracts.paths import RunPaths
@@ -70,7 +72,7 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
     flags.install()
     log = RunLog(paths.run_log, paths.events)
     if req.echo:
-        log.echo = lambda line: print(line, flush=True)
+        log.echo = _terminal_echo(log, flags, paths)
     try:
         start = begin_run(paths, req.settings, req.sources, req.resume)
     except (StateFileError, OSError) as exc:
@@ -106,21 +108,75 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
         resumed=start.resumed,
     )
     _log_settings(log, req, state)
+    loop = None
     try:
-        code = RelayLoop(ctx, flags, sd, inhibitor).run()
+        loop = RelayLoop(ctx, flags, sd, inhibitor)
+        code = loop.run()
         from unattended.supervisor.run.registry import unregister
 
         unregister(pid)  # after an internal error the entry stays: `ps` shows it crashed
         return code
     except Exception as exc:  # a bug: leave the state non-terminal so --resume can continue
         log.event(f"internal error: {exc!r} (see .unattended/daemon.stderr)", kind="internal")
-        traceback.print_exc()
+        with contextlib.suppress(OSError):  # stderr may be a closed terminal
+            traceback.print_exc()
         if inhibitor is not None:
             inhibitor.release()
         return ExitCode.INTERNAL_ERROR
     finally:
+        _end_the_run_tree(getattr(loop, "worker", None), state, log)
         lock.release()
         log.close()
+
+
+def _end_the_run_tree(worker: Any, state: RunState, log: RunLog) -> None:
+    """The daemon's last act on every exit path, an internal error included: nothing it started
+    may go on unsupervised. Kills the worker's tree, every helper still running, and whatever
+    state.json lists that is still provably this run's."""
+    from unattended.platform_adapters import process, proctree
+
+    killed: list[int] = []
+    try:
+        if worker is not None and not worker.finished:
+            worker.kill_now()
+            killed += worker.record().killed
+        killed += process.end_all()
+        recorded = [(d.pid, d.create_time) for d in state.descendants]
+        killed += proctree.end_recorded(recorded, state.run_id)
+    except Exception as exc:  # noqa: BLE001 - the lock must still be released
+        log.event(f"internal error while ending the run's processes: {exc!r}", kind="internal")
+    if killed:
+        pids = ", ".join(str(pid) for pid in sorted(set(killed)))
+        log.event(f"ended the run's remaining processes on exit (pids {pids})", kind="cleanup")
+
+
+def _terminal_echo(log: RunLog, flags: Any, paths: RunPaths) -> Any:
+    """``start --foreground`` prints run.log lines too, until its terminal goes away (SIGHUP,
+    or EIO/EPIPE on stdout): then stdout and stderr go to daemon.stderr and the run goes on,
+    logging to run.log only."""
+
+    def lost(why: str) -> None:
+        log.echo = None
+        with contextlib.suppress(OSError):
+            err = os.open(
+                paths.root / "daemon.stderr", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+            )
+            os.dup2(err, 1)
+            os.dup2(err, 2)
+            os.close(err)
+        log.event(f"the terminal went away ({why}): the run goes on, logging to run.log only",
+                  kind="terminal")  # fmt: skip
+
+    def echo(line: str) -> None:
+        if flags.hung_up:
+            lost("SIGHUP")
+            return
+        try:
+            print(line, flush=True)
+        except (OSError, ValueError) as exc:
+            lost(getattr(exc, "strerror", None) or type(exc).__name__)
+
+    return echo
 
 
 def _register(req: LaunchRequest, state: RunState, log: RunLog) -> None:
@@ -137,14 +193,15 @@ def _register(req: LaunchRequest, state: RunState, log: RunLog) -> None:
 
 def _platform_bookends(req: LaunchRequest, state: RunState, log: RunLog) -> tuple[object, object]:
     """Subreaper, systemd notify socket, sleep inhibitor: each a no-op where unsupported."""
+    from unattended.platform_adapters import process, proctree
     from unattended.platform_adapters.inhibit import start_inhibitor
     from unattended.platform_adapters.sd_notify import SdNotifier
-    from unattended.platform_adapters.subreaper import become_child_subreaper
 
     def warn(message: str) -> None:
         log.event(f"warning: {message.removeprefix('warning: ')}", kind="warning")
 
-    become_child_subreaper()
+    proctree.become_subreaper()  # the one place: orphans of the worker's tree come to us
+    process.set_run_marker(state.run_id)  # every child we start says which run it belongs to
     sd = SdNotifier.from_env(req.environ)
     inhibitor = start_inhibitor(os.getpid(), str(req.project), warn)
     state.inhibitor = inhibitor.describe() if inhibitor.held else None

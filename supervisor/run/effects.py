@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 HEARTBEAT_S = 25.0  # the issue asks for at least every 30 s
 TICK_S = 1.0
+SUMMARY_TIMEOUT_S = 30.0  # the final notification's summary (git log); the tick goes on
 STAGGER_GAP_S = 3.0  # worker starts across this user's daemons are at least this far apart
 
 
@@ -137,14 +138,25 @@ class LoopEffects:
                 "stop requested (sentinel file): ending after the current iteration",
                 kind="stop_request",
             )
-        if not self.ctx.paths.root.is_dir() or not self.ctx.paths.state.exists():
+        if self._state_dir_damaged():
             self._restore_state_dir()
-        if now - self._last_write >= HEARTBEAT_S:
-            self._write()
+        if now - self._last_write >= HEARTBEAT_S or self._tree_changed():
+            if self._state_dir_damaged():  # deleted since the check above
+                self._restore_state_dir()
+            else:
+                self._write()
         self._watchdog(now)
         if self.flags.child_exited:  # only then: a scan of our children costs ~1 ms
             self.flags.child_exited = False
             proctree.reap_orphans()  # tool processes that detached and later exited
+
+    def _state_dir_damaged(self) -> bool:
+        """A worker's `git clean -fdx` removed .unattended/ (or part of it, when a state write
+        raced the removal): state.json or, while the run lives, the pid file is missing."""
+        paths = self.ctx.paths
+        if not paths.root.is_dir() or not paths.state.exists():
+            return True
+        return not self.ctx.state.status.terminal and not paths.pid.exists()
 
     def _apply_control(self, now: float) -> None:
         from unattended.supervisor.run.control import apply_pending
@@ -186,8 +198,25 @@ class LoopEffects:
         if changed and hasattr(self.sd, "status"):
             self.sd.status(f"{status.value}: iteration {st.iteration} of {st.max_iterations}")
 
+    def _tree_now(self) -> list[tuple[int, float]]:
+        """Every process of the run alive now (the worker's tree, helpers), as last scanned."""
+        from unattended.platform_adapters import process
+
+        seen = set(process.live_identities())
+        if self.worker is not None:
+            seen.update(self.worker.seen_identities())
+        return sorted(seen)
+
+    def _tree_changed(self) -> bool:
+        recorded = [(d.pid, d.create_time) for d in self.ctx.state.descendants]
+        return recorded != self._tree_now()
+
     def _write(self) -> None:
+        from unattended.contracts.state import SeenProcess
+
         st = self.ctx.state
+        # On disk at every write: after a kill -9 the next start ends what is still ours.
+        st.descendants = [SeenProcess(pid=p, create_time=c) for p, c in self._tree_now()]
         inhibitor = getattr(self, "inhibitor", None)
         if inhibitor is not None:  # `.held` notices (and logs once) an inhibitor that died
             st.inhibitor = inhibitor.describe() if inhibitor.held else None
@@ -238,10 +267,14 @@ class LoopEffects:
     def _summary(self) -> str:
         """The run's headline lines, for the final notification."""
         try:
+            from unattended.platform_adapters.process import call_ticking
             from unattended.supervisor.run.summary import notification_summary
 
-            ctx = self.ctx
-            return notification_summary(ctx.project, ctx.state, ctx.history, sys_calls.time())
+            ctx, now = self.ctx, sys_calls.time()
+            return call_ticking(
+                lambda: notification_summary(ctx.project, ctx.state, ctx.history, now),
+                SUMMARY_TIMEOUT_S,
+            )
         except Exception as exc:  # noqa: BLE001 - the plain reason is sent instead
             self._warn(f"no summary for the notification: {exc}")
             return ""

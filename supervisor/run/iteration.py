@@ -5,7 +5,6 @@ Gathers facts only; deciding what they mean is ``safety``'s job.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,7 +48,7 @@ def worker_env(
     number: int,
     extra: Mapping[str, str] = {},
 ) -> dict[str, str]:
-    from unattended.platform_adapters._proc import clean_env
+    from unattended.platform_adapters.process import clean_env
 
     env = clean_env(environ)
     env.update(extra)
@@ -84,23 +83,29 @@ def git_point(
         return GitPoint()
 
 
-def run_done_when(command: str, project: Path, env: Mapping[str, str]) -> bool:
-    """--done-when: a shell command in the project; exit 0 means the task is done."""
+def run_done_when(
+    command: str,
+    project: Path,
+    env: Mapping[str, str],
+    abort: Callable[[], bool] | None = None,
+    timeout_s: float = DONE_WHEN_TIMEOUT_S,
+) -> bool:
+    """--done-when: a shell command in the project; exit 0 means the task is done. The loop's
+    tick goes on while it runs; past ``timeout_s`` or when ``abort()`` (a stop) says so, its
+    whole tree is ended, what it detached included, and it counts as not done."""
+    import subprocess
+
+    from unattended.platform_adapters import process
+
     try:
-        proc = subprocess.run(
-            command,
-            shell=True,
-            cwd=project,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=DONE_WHEN_TIMEOUT_S,
-            start_new_session=True,
-        )
-    except subprocess.TimeoutExpired:
+        done = process.run(
+            command, shell=True, cwd=project, env=env, timeout_s=timeout_s,
+            policy=process.DETACHING, abort=abort,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    except OSError:
         return False
-    return proc.returncode == 0
+    return done.ok
 
 
 def count_commits(project: Path, before: str | None, after: str | None) -> tuple[int, int]:

@@ -44,6 +44,18 @@ class RunLock:
             os.close(self.fd)
             self.fd = None
 
+    def is_held_elsewhere(self) -> bool:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
 
 
 def wait_for_holder(path: Path, timeout: float = 2.0) -> int | None:

@@ -40,6 +40,8 @@ from unattended.supervisor.run.prompt import (
 from unattended.supervisor.run.signals import SignalFlags
 from unattended.supervisor.run.slots import WorkerSlots
 
+PRICING_TIMEOUT_S = 60.0  # reading a killed worker's transcript; the tick goes on meanwhile
+
 
 @dataclass
 class RunContext:
@@ -81,11 +83,15 @@ class RelayLoop(LoopEffects):
 
     # ----- the story -------------------------------------------------------------------
     def run(self) -> ExitCode:
-        try:
-            verdict = self._relay()
-        except DiskFull as exc:
-            verdict = Verdict(VerdictKind.FAILED, f"disk full: {exc}")
-        return self._finish(verdict)
+        from unattended.platform_adapters.process import ticking
+
+        # Git, --done-when, pricing, the summary: whatever blocks, the tick goes on.
+        with ticking(self._tick, self.tick_s):
+            try:
+                verdict = self._relay()
+            except DiskFull as exc:
+                verdict = Verdict(VerdictKind.FAILED, f"disk full: {exc}")
+            return self._finish(verdict)
 
     def _relay(self) -> Verdict:
         from unattended.safety.decide import Limits, decide, gate
@@ -270,7 +276,9 @@ class RelayLoop(LoopEffects):
         record.steps = read_steps(ctx.paths, number)
         record.escalated_model = self.escalated_at is not None
         if s.done_when and record.saw_result:
-            record.done_when_passed = it.run_done_when(s.done_when, ctx.project, env)
+            record.done_when_passed = it.run_done_when(
+                s.done_when, ctx.project, env, abort=lambda: self.flags.stop_now
+            )
         return record
 
     def _usage_without_result(self, record: IterationRecord) -> None:
@@ -279,6 +287,7 @@ class RelayLoop(LoopEffects):
             return
         try:
             from unattended.contracts.models_table import price_usage
+            from unattended.platform_adapters.process import call_ticking
             from unattended.supervisor.worker.transcript import (
                 find_transcript,
                 transcript_usage_totals,
@@ -287,7 +296,9 @@ class RelayLoop(LoopEffects):
             path = find_transcript(self.ctx.environ, self.ctx.project, record.session_id)
             if path is None:
                 return
-            model, inp, out, cwrite, cread = transcript_usage_totals(path)
+            model, inp, out, cwrite, cread = call_ticking(
+                lambda: transcript_usage_totals(path), PRICING_TIMEOUT_S
+            )
         except Exception as exc:  # never let accounting end the run
             self._warn(f"could not read the killed worker's transcript: {exc}")
             return

@@ -63,13 +63,30 @@ def read_prompt(source: PromptSource) -> str:
         text = source.text
     else:
         assert source.file is not None
-        try:
-            text = source.file.read_text()
-        except OSError as exc:
-            raise PromptError(f"cannot read prompt file {source.file}: {exc.strerror}") from None
+        text = _read_regular_file(source.file)
     if not text.strip():
         raise PromptError(f"the prompt ({source.describe()}) is empty")
     return text
+
+
+def _read_regular_file(path: Path) -> str:
+    """Opened non-blocking and refused unless a regular file: a worker that turns PROMPT.md
+    into a FIFO (or a device) must not block the daemon on the next read."""
+    import os
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise PromptError(f"cannot read prompt file {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise PromptError(f"prompt file {path} is not a regular file")
+            data = handle.read()
+        except OSError as exc:
+            raise PromptError(f"cannot read prompt file {path}: {exc.strerror}") from None
+    return data.decode("utf-8", "replace")
 
 
 def build_prompt(user_prompt: str, handoff: str | None = None, diagnosis: str | None = None) -> str:

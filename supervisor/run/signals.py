@@ -15,6 +15,7 @@ class SignalFlags:
     stop_now: bool = False
     escalate: bool = False
     child_exited: bool = True  # SIGCHLD seen: there may be adopted orphans to reap
+    hung_up: bool = False  # SIGHUP: the terminal of `start --foreground` went away
     received: list[str] = field(default_factory=list)
 
     def _handle(self, signum: int, _frame: object) -> None:
@@ -26,9 +27,13 @@ class SignalFlags:
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._handle)
-        # No terminal to hang up on: a detached daemon must not die with the shell.
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        # A detached daemon, or `--foreground` whose terminal closed, must not die with the
+        # shell. A handler rather than SIG_IGN, which every child would inherit.
+        signal.signal(signal.SIGHUP, self._hangup)
         signal.signal(signal.SIGCHLD, self._child)
+
+    def _hangup(self, _signum: int, _frame: object) -> None:
+        self.hung_up = True
 
     def _child(self, _signum: int, _frame: object) -> None:
         self.child_exited = True

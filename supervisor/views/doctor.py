@@ -12,9 +12,7 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -63,7 +61,7 @@ def load_settings(project: Path, environ: Mapping[str, str]) -> tuple[Settings, 
 
 
 def check_claude(settings: Settings, environ: Mapping[str, str]) -> tuple[Check, str | None]:
-    from unattended.platform_adapters._proc import run_bounded
+    from unattended.platform_adapters import process
     from unattended.supervisor.run.preflight import resolve_binary
 
     fix = "install Claude Code (npm install -g @anthropic-ai/claude-code) or set claude_bin"
@@ -73,7 +71,7 @@ def check_claude(settings: Settings, environ: Mapping[str, str]) -> tuple[Check,
     if not (Path(binary).is_file() and os.access(binary, os.X_OK)):
         return bad("claude", f"not executable: {binary}", f"chmod +x {binary}", True), None
     try:
-        done = run_bounded([binary, "--version"], timeout_s=VERSION_TIMEOUT_S, env=environ)
+        done = process.run([binary, "--version"], timeout_s=VERSION_TIMEOUT_S, env=environ)
     except OSError as exc:
         return bad("claude", f"cannot run {binary}: {exc.strerror or exc}", fix, True), None
     if not done.ok:
@@ -351,7 +349,7 @@ def check_live(
     project: Path, settings: Settings, binary: str | None, environ: Mapping[str, str]
 ) -> Check:
     """Spawn the worker as a run would, with a tiny prompt, and read its result."""
-    from unattended.platform_adapters._proc import clean_env, kill_group
+    from unattended.platform_adapters import process
     from unattended.supervisor.run.iteration import WorkerPlan, build_argv
     from unattended.supervisor.worker.stream import StreamReader
 
@@ -360,32 +358,16 @@ def check_live(
     argv = build_argv(settings, WorkerPlan(0, LIVE_PROMPT, settings.model, None), None)
     argv[0] = binary
     started = time.monotonic()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            argv,
-            cwd=project,
-            env=clean_env(environ),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-        )
-        try:
-            code: int | None = proc.wait(timeout=LIVE_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            code = None
-        kill_group(proc.pid)
-        proc.wait()
-        elapsed = time.monotonic() - started
-        reader = StreamReader()
-        out.seek(0)
-        while chunk := out.read(1 << 16):
-            reader.feed(chunk)
-        reader.finish()
-        err.seek(0)
-        stderr = [
-            ln for ln in err.read(1 << 16).decode("utf-8", "replace").splitlines() if ln.strip()
-        ]
+    done = process.run(
+        argv, timeout_s=LIVE_TIMEOUT_S, env=environ, cwd=project,
+        policy=process.worker_policy(2.0), max_output=None,
+    )  # fmt: skip
+    code = done.returncode
+    elapsed = time.monotonic() - started
+    reader = StreamReader()
+    reader.feed(done.out)
+    reader.finish()
+    stderr = [ln for ln in done.stderr[: 1 << 16].splitlines() if ln.strip()]
     result = reader.facts.result
     fix = f"run `{binary} -p 'say OK'` by hand in the project to see why"
     if code is None:

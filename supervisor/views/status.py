@@ -53,6 +53,7 @@ def show_status(project: Path, json_out: bool) -> int:
     if json_out:
         data = state.model_dump(mode="json")
         data.update(status=shown, alive=alive, recorded_status=state.status.value)
+        data["orphans"] = _orphans(state, alive)
         data["context_meter"] = _context_meter(project)
         echo(json.dumps(data, indent=2))
         return 0
@@ -103,6 +104,13 @@ def show_status(project: Path, json_out: bool) -> int:
             "no worker has reported its quota utilization"
         )
     lines.append(f"inhibitor  {_inhibitor_text(state, alive)}")
+    orphans = _orphans(state, alive)
+    if orphans:
+        pids = ", ".join(str(pid) for pid in orphans)
+        lines.append(
+            f"orphans    {len(orphans)} process(es) of the crashed run still alive (pid {pids}): "
+            "`unattended start` or `start --resume` ends them first"
+        )
     lines.extend(_meter_lines(project, state))
     if state.stop_reason:
         lines.append(f"ended      {state.stop_reason} (exit {state.exit_code})")
@@ -133,6 +141,18 @@ def _meter_lines(project: Path, state) -> list[str]:  # noqa: ANN001
     if meter and meter.failures:
         lines.append(f"meter      {meter.failures} failed reading(s); last: {meter.last_error}")
     return lines
+
+
+def _orphans(state, alive: bool) -> list[int]:  # noqa: ANN001
+    """The recorded processes of a crashed run (a dead daemon, a state not terminal) that are
+    still alive and provably its."""
+    if alive or state.status.terminal or not state.descendants:
+        return []
+    from unattended.platform_adapters.proctree import still_alive
+
+    recorded = [(d.pid, d.create_time) for d in state.descendants]
+    groups = {state.worker_pid} if state.worker_pid else set()
+    return still_alive(recorded, state.run_id, groups)
 
 
 def _inhibitor_text(state, alive: bool) -> str:  # noqa: ANN001

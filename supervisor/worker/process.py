@@ -11,7 +11,6 @@ worker early, and it blocks for at most the grace period (a second signal escala
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import subprocess
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from unattended.platform_adapters import proctree
+from unattended.platform_adapters.process import Handle, tick_if_due, worker_policy
 from unattended.supervisor.worker.rawlog import CappedLog
 from unattended.supervisor.worker.stream import StreamFacts, StreamReader
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 READ_CHUNK = 1 << 20
 MAX_CHUNKS_PER_PUMP = 64  # bounded work per pump so the loop's ticks keep their pace
-TREE_SCAN_S = 5.0  # descendants snapshot period (orphans are also caught as a subreaper)
+TREE_SCAN_S = 1.0  # descendants snapshot period: state.json lists them (a kill -9 leaves it)
 CPU_SAMPLE_S = 5.0  # how often the tree's CPU time is sampled for the stall watchdog
 STDERR_TAIL_BYTES = 8192
 
@@ -70,20 +70,21 @@ class Worker:
     def __init__(
         self,
         spec: WorkerSpec,
-        proc: subprocess.Popen[bytes],
+        handle: Handle,
         log: CappedLog,
         should_escalate: Callable[[], bool],
         clock: Callable[[], float],
     ) -> None:
         self.spec = spec
-        self._proc = proc
+        self._handle = handle
+        self._proc = handle.proc
         self._log = log
         self._should_escalate = should_escalate
         self._clock = clock
         self._reader = StreamReader(clock)
-        self._fd = proc.stdout.fileno() if proc.stdout else -1
+        self._fd = handle.proc.stdout.fileno() if handle.proc.stdout else -1
         self._eof = False
-        self.pid = proc.pid
+        self.pid = handle.pid
         self.started = clock()
         self.state = "running"
         self.ended_by: str | None = None
@@ -116,15 +117,13 @@ class Worker:
             log.close()
             raise SpawnError(f"cannot create {spec.stderr_path}: {exc.strerror}") from None
         try:
-            proc = subprocess.Popen(
+            handle = Handle(
                 spec.argv,
                 cwd=spec.cwd,
                 env=spec.env,
-                stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
-                start_new_session=True,
-                close_fds=True,
+                policy=worker_policy(spec.grace_s),
             )
         except FileNotFoundError:
             log.close()
@@ -139,10 +138,9 @@ class Worker:
             raise SpawnError(f"{spec.argv[0]}: {exc.strerror}") from None
         finally:
             os.close(stderr)
-        proctree.protect(proc.pid)
-        if proc.stdout is not None:
-            os.set_blocking(proc.stdout.fileno(), False)
-        return cls(spec, proc, log, should_escalate, clock)
+        if handle.proc.stdout is not None:
+            os.set_blocking(handle.proc.stdout.fileno(), False)
+        return cls(spec, handle, log, should_escalate, clock)
 
     @property
     def finished(self) -> bool:
@@ -239,12 +237,11 @@ class Worker:
         def during_grace() -> bool:
             if not self._eof:
                 self._drain()  # a full pipe must not keep the CLI from exiting
+            tick_if_due()  # the grace may be long: signals, watchdog and heartbeat go on
             return self._should_escalate()
 
         self._scan_tree(self._clock())
-        report = proctree.end_tree(
-            self.pid, self.spec.grace_s, known=list(self._known), escalate_now=during_grace
-        )
+        report = self._handle.end(known=list(self._known), escalate_now=during_grace)
         self._end_report = report
         self._exit_code = report.root_exit_code
         self._drain_rest()
@@ -258,6 +255,28 @@ class Worker:
             ready, _, _ = select.select([self._fd], [], [], 0.05)
             if ready:
                 self._drain()
+
+    def seen_identities(self) -> list[tuple[int, float]]:
+        """(pid, create time) of the worker and each descendant seen that is still alive."""
+        found = (proctree.identity(p) for p in self._known if not proctree.is_gone(p))
+        return [ident for ident in found if ident is not None]
+
+    def kill_now(self) -> None:
+        """The daemon is going down (an internal error): SIGKILL the whole tree at once, no
+        grace, and reap. Safe whatever state the worker is in."""
+        if self.finished:
+            return
+        self._scan_tree(self._clock())
+        leftovers = [*self._known, *self._handle.detached()]
+        self._end_report = proctree.EndReport(
+            root_pid=self.pid, killed=proctree.freeze_and_kill(leftovers)
+        )
+        proctree.reap_until_gone([p for p in leftovers if p.pid != self.pid])
+        if self.ended_by is None:
+            self.ended_by = "stop"
+        if self.state == "running":
+            self._change_state("stopping")
+        self._finish()
 
     def escalate(self) -> None:
         """A second signal: nothing to do when stop() already ran (its callback saw it)."""
@@ -277,7 +296,7 @@ class Worker:
         leftovers = self._leftovers()
         if leftovers:
             killed = proctree.freeze_and_kill(leftovers, None)
-            reap_until_gone(leftovers, self._clock)
+            proctree.reap_until_gone(leftovers)
             self._end_report = proctree.EndReport(root_pid=self.pid, killed=killed)
             if not self._eof:
                 self._drain()
@@ -287,20 +306,13 @@ class Worker:
         procs = [p for p in self._known if p.pid != self.pid and not proctree.is_gone(p)]
         if self._root_create_time:
             seen = {p.pid for p in procs}
-            procs += [
-                p
-                for p in proctree.adopted_since(self._root_create_time, exclude={self.pid})
-                if p.pid not in seen
-            ]
+            procs += [p for p in self._handle.detached() if p.pid not in seen]
         return procs
 
     def _finish(self) -> None:
-        if self._proc.returncode is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(timeout=5)
+        self._handle.reap(timeout_s=5)
         if self._exit_code is None:
             self._exit_code = self._proc.returncode
-        proctree.unprotect(self.pid)
         self._reader.finish()
         if self._proc.stdout is not None:
             self._proc.stdout.close()
@@ -321,16 +333,6 @@ class Worker:
             log_bytes_dropped=self._log.dropped,
             disk_full=self._log.full,
         )
-
-
-def reap_until_gone(procs: list[psutil.Process], clock: Callable[[], float]) -> None:
-    """SIGKILL takes a moment: reap our children among ``procs`` until none is left (≤ 2 s)."""
-    deadline = clock() + 2.0
-    while True:
-        proctree.reap_ours(procs)
-        if all(proctree.is_gone(p) for p in procs) or clock() >= deadline:
-            return
-        time.sleep(0.01)
 
 
 def last_line(path: Path) -> str | None:

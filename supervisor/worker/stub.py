@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -78,14 +77,11 @@ def main() -> int:
     )
     with note.open("a", encoding="utf-8") as fh:
         fh.write(f"- step {iteration} at {stamp}\n")
-    git = subprocess.run(["git", "add", str(note)], capture_output=True, text=True, check=False)
+    from unattended.supervisor.git.facts import git_process
+
+    git = git_process(Path.cwd(), "add", str(note), check=False)
     if git.returncode == 0:
-        git = subprocess.run(
-            ["git", "commit", "-q", "-m", f"demo: step {iteration}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        git = git_process(Path.cwd(), "commit", "-q", "-m", f"demo: step {iteration}", check=False)
     emit(
         {
             "type": "user",
@@ -98,7 +94,8 @@ def main() -> int:
                         "type": "tool_result",
                         "tool_use_id": tool_id,
                         "is_error": git.returncode != 0,
-                        "content": (git.stdout + git.stderr).strip() or "committed",
+                        "content": (git.stdout + git.stderr).decode("utf-8", "replace").strip()
+                        or "committed",
                     }
                 ],
             },

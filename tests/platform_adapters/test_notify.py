@@ -146,3 +146,17 @@ def test_notify_cmd_that_cannot_start_and_bad_input_never_raise(tmp_path: Path) 
     assert log == ["no desktop notification: notify-send not found on PATH"]
     notify(ev, "   ", log, platform="plan9", environ={})
     assert log[-1] == "no desktop notification: no desktop notifications on platform 'plan9'"
+
+
+def test_processes_a_notify_cmd_detaches_are_ended_with_it(tmp_path: Path) -> None:
+    """`--notify-cmd` that leaves a daemon in a session of its own, then exits 0 (or hangs):
+    nothing it started outlives the notification."""
+    quick, slow = tmp_path / "quick.pid", tmp_path / "slow.pid"
+    for pid_file, tail in ((quick, "exit 0"), (slow, "sleep 60")):
+        cmd = f"setsid sleep 60 >/dev/null 2>&1 & echo $! > {shlex.quote(str(pid_file))}; {tail}"
+        log = Log()
+        notify(
+            event(tmp_path), cmd, log, platform="linux",
+            environ={"PATH": "/usr/bin:/bin"}, timeout_s=1.0,
+        )  # fmt: skip
+        assert gone(int(pid_file.read_text())), f"{tail}: the detached sleep outlived it"

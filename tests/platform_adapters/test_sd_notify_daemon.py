@@ -241,3 +241,35 @@ def test_usage_limit_wait_and_the_end_are_notified(
     assert "usage limit" in lines[0]
     titles = [argv[2] for argv in recorded(tools[1], "notify-send")]
     assert [t.split(" (")[0] for t in titles] == ["unattended: waiting", "unattended: done"]
+
+
+def test_watchdog_pings_go_on_during_a_long_done_when(
+    project: Path,
+    fake_claude: FakeClaude,
+    env: dict[str, str],
+    notify_sock: NotifySocket,
+    tmp_path: Path,
+) -> None:
+    """A test suite as --done-when longer than WatchdogSec must not get the daemon killed."""
+    fake_claude.script([["commit", "text"]])
+    pid_file = tmp_path / "done-when.pid"
+    full_env = {**env, **notify_sock.env(watchdog_usec=400_000)}
+    check = f"echo $$ > {shlex.quote(str(pid_file))}; exec sleep 30"
+    proc = spawn_foreground(project, full_env, "--done-when", check)
+    try:
+        wait_ready(notify_sock, proc)
+        assert wait_for(pid_file.exists, 30)
+        notify_sock.drain()
+        before = len(notify_sock.messages)
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            notify_sock.drain(timeout=0.2)
+        during = [m for m in notify_sock.messages[before:] if m.get("WATCHDOG") == "1"]
+        assert len(during) >= 3, notify_sock.messages[before:]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 6, (out, err)  # stopped: the signal ended --done-when too
+    assert wait_gone([int(pid_file.read_text())], timeout=10) == []

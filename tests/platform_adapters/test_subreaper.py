@@ -14,9 +14,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = """
 import json, os, subprocess, sys, time
-from unattended.platform_adapters.subreaper import become_child_subreaper, is_child_subreaper
-before = is_child_subreaper()
-took = become_child_subreaper() if sys.argv[1] == "on" else False
+from unattended.platform_adapters.proctree import become_subreaper, is_subreaper
+before = is_subreaper()
+took = become_subreaper() if sys.argv[1] == "on" else False
 # sh starts a sleep in the background and exits at once: the sleep is orphaned.
 orphaning = "sleep 30 >/dev/null 2>&1 & echo $!"
 out = subprocess.run(["sh", "-c", orphaning], capture_output=True, text=True).stdout
@@ -27,7 +27,7 @@ with open(f"/proc/{orphan}/stat") as f:
 os.kill(orphan, 9)
 if took:
     os.waitpid(orphan, 0)  # ours to reap now
-print(json.dumps({"before": before, "took": took, "now": is_child_subreaper(),
+print(json.dumps({"before": before, "took": took, "now": is_subreaper(),
                   "me": os.getpid(), "ppid": ppid}))
 """
 

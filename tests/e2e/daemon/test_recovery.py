@@ -161,7 +161,7 @@ def test_kill_9_then_resume_continues_counter_deadline_totals(
     assert "iter 3 progress" in log and "iter 4 progress" in log
     # The crashed run's worker does not keep working next to the new ones.
     assert not pid_alive(old["worker_pid"])
-    assert f"ended its worker (pid {old['worker_pid']}), still running" in log
+    assert f"ended its processes still running (pid {old['worker_pid']}" in log
 
 
 def test_resume_with_nothing_to_resume_starts_a_new_run(

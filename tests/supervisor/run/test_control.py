@@ -11,6 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import read_state as read_state_json
 from tests.conftest import run_cli, wait_for
@@ -236,3 +238,37 @@ def test_extend_live_daemon(project: Path, hermetic_env: dict[str, str], fake_cl
     assert "extend: hours 24 → 30" in log and "extend: max_iterations 200 → 7" in log
     stop = run_cli(["stop", "--now", "--wait", "--timeout", "30"], hermetic_env, cwd=project)
     assert stop.returncode == 0
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=6,
+)
+_REQUESTS = st.fixed_dictionaries(
+    {"schema_version": st.sampled_from([1, 1, 1, 2, "1", None])},
+    optional={
+        "request_id": st.text(max_size=14) | _JSON_VALUES,
+        "requested_at": st.sampled_from(["2026-11-23T03:12:09Z", "", "yesterday", 0]),
+        "hours": st.floats() | st.integers() | _JSON_VALUES,
+        "max_iterations": st.integers() | _JSON_VALUES,
+        "max_cost_usd": st.floats() | st.integers() | _JSON_VALUES,
+    },
+).map(lambda d: json.dumps(d).encode())
+_CONTROL_FILES = st.binary(max_size=200) | _REQUESTS | _REQUESTS.map(lambda b: b[:-1] + b"\xff}")
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(content=_CONTROL_FILES)
+def test_any_control_file_is_applied_or_refused_never_fatal(run, content: bytes) -> None:  # noqa: ANN001
+    """Fuzzed control.json (one \\xff byte used to kill the daemon): never an exception, the
+    file is always gone afterwards, and a refusal is exactly one warning line."""
+    paths, state, run_settings = run
+    paths.control.write_bytes(content)
+    lines = apply_pending(paths, state, run_settings, time.time())
+    assert lines, "a control file must be answered in run.log"
+    if lines[0].startswith("warning:"):
+        assert len(lines) == 1
+    assert not paths.control.exists() and not claimed_path(paths).exists()

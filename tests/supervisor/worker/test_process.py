@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from unattended.platform_adapters import proctree
+from unattended.platform_adapters import process, proctree
 from unattended.supervisor.worker.process import SpawnError, Worker, WorkerSpec
 
 
@@ -82,6 +82,8 @@ def run_to_end(worker: Worker, limit_s: float = 60.0) -> None:
     while not worker.finished:
         assert time.monotonic() < deadline, "worker did not finish"
         worker.pump(0.2)
+    # Reaped and forgotten: the daemon's list of live children no longer has it.
+    assert worker.pid not in {pid for pid, _ in process.live_identities()}
 
 
 def alive(pid: int) -> bool:
