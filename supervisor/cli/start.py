@@ -80,8 +80,9 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
         plan = WorkerPlan(1, plan_prompt, settings.model, None)
         argv = build_argv(settings, plan, RunPaths(top).worker_settings)
         argv[0] = gathered.claude_bin or argv[0]
-        shown = [a if a != plan_prompt else "<prompt + protocol>" for a in argv]
-        typer.echo("worker command: " + shlex.join(shown))
+        typer.echo("worker command: " + shlex.join(argv))
+        size = f"{len(plan_prompt.encode())} bytes" if gathered.prompt is not None else "none"
+        typer.echo(f"worker stdin: the prompt + protocol ({size}), never on the command line")
         typer.echo(f"worker cwd: {top}")
         return 0 if all(c.ok for c in checks) else 2
     failed = [c for c in checks if not c.ok]
@@ -183,6 +184,7 @@ def _switch_branch(top: Path, branch: str) -> None:
         switch_branch(top, branch, create_from_head=True)
     except GitError as exc:
         fail(f"cannot switch to branch {branch}: {exc}")
+
 
 def start(
     project: ProjectOpt = None,

@@ -36,6 +36,12 @@ CONTINUATION = (
 )
 
 
+# The prompt reaches the worker on its stdin, so no argv limit applies; what remains is the
+# model's context window (1M tokens at most, about 4 MiB of text). Past this size a prompt can
+# only fail, every iteration, with the CLI's "Prompt is too long".
+MAX_PROMPT_BYTES = 4 * 1024 * 1024
+
+
 class PromptError(Exception):
     pass
 
@@ -71,6 +77,12 @@ def read_prompt(source: PromptSource) -> str:
             raise PromptError(f"cannot read prompt file {source.file}: {exc.strerror}") from None
     if not text.strip():
         raise PromptError(f"the prompt ({source.describe()}) is empty")
+    size = len(text.encode("utf-8", "surrogateescape"))
+    if size > MAX_PROMPT_BYTES:
+        raise PromptError(
+            f"prompt too long: {source.describe()} is {size / 2**20:.1f} MiB, over the "
+            f"{MAX_PROMPT_BYTES // 2**20} MiB any model's context can hold; shorten it"
+        )
     return text
 
 

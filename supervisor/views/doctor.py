@@ -310,12 +310,18 @@ def check_live(
     argv = build_argv(settings, WorkerPlan(0, LIVE_PROMPT, settings.model, None), None)
     argv[0] = binary
     started = time.monotonic()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with (
+        tempfile.TemporaryFile() as prompt,
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+    ):
+        prompt.write(LIVE_PROMPT.encode())  # on stdin, as a run gives it
+        prompt.seek(0)
         proc = subprocess.Popen(
             argv,
             cwd=project,
             env=clean_env(environ),
-            stdin=subprocess.DEVNULL,
+            stdin=prompt,
             stdout=out,
             stderr=err,
             start_new_session=True,

@@ -121,7 +121,9 @@ def test_dry_run_prints_checks_and_the_worker_command(
         assert f"[ok  ] {name}:" in out, out
     command = next(line for line in out.splitlines() if line.startswith("worker command: "))
     assert str(fake_claude.bin) in command
-    assert "-p '<prompt + protocol>'" in command
+    assert " -p --output-format stream-json --verbose" in command
+    assert "Fix the tests" not in command and "UNATTENDED_DONE" not in command
+    assert "worker stdin: the prompt + protocol (" in out
     assert "--output-format stream-json --verbose" in command
     assert "--permission-mode default --allowed-tools Bash,Write --model opus" in command
     assert f"worker cwd: {project}" in out

@@ -183,7 +183,8 @@ def test_live_spawn(project: Path, good_env: dict[str, str], fake_claude: FakeCl
     assert checks["live"].startswith("ok    live         the worker answered in ")
     call = fake_claude.calls()[-1]
     argv = call["argv"]
-    assert argv[argv.index("-p") + 1].startswith("Reply with the single word OK.")
+    assert call["prompt"].startswith("Reply with the single word OK.")
+    assert call["stdin"] == "file" and not any("Reply with" in a for a in argv)
     assert "--output-format" in argv and "stream-json" in argv
     assert call["cwd"] == str(project)
 
