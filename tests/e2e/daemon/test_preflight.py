@@ -146,3 +146,15 @@ def test_dry_run_reports_failures_with_exit_2(
     assert "[ok  ] claude:" in out and "worker command: " in out
     assert "--permission-mode bypassPermissions" in out
     assert fake_claude.calls() == []
+
+
+def test_out_of_range_numbers_are_refused_in_one_line(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    """Issue 13 §9: `--hours inf` or 1e10 once passed validation and killed the daemon."""
+    for value in ("inf", "1e10", "1e300", "nan"):
+        err = _refused(project, hermetic_env, fake_claude, "--hours", value)
+        assert "invalid setting hours (from cli)" in err and len(err.strip().splitlines()) == 1
+    write_toml(project, max_iterations=10**9)
+    err = _refused(project, hermetic_env, fake_claude)
+    assert "invalid setting max_iterations (from unattended.toml)" in err
