@@ -29,10 +29,12 @@ def project_dir(project: Path | None) -> Path:
 
 def git_top(path: Path) -> tuple[Path, Path]:
     """(work-tree top, absolute git dir); exit 2 when ``path`` is not in a git work tree."""
-    from unattended.supervisor.git.facts import NotAGitRepo, gather_repo_facts
+    from unattended.supervisor.git.facts import GitError, NotAGitRepo, gather_repo_facts
 
     try:
         facts = gather_repo_facts(path, ())
     except NotAGitRepo:
         fail(f"{path} is not inside a git work tree: run `git init` there, or pass --project DIR")
+    except GitError as exc:  # git missing from PATH, or failing on this repository
+        fail(str(exc))
     return facts.top, facts.git_dir

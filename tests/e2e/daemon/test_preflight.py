@@ -158,3 +158,11 @@ def test_out_of_range_numbers_are_refused_in_one_line(
     write_toml(project, max_iterations=10**9)
     err = _refused(project, hermetic_env, fake_claude)
     assert "invalid setting max_iterations (from unattended.toml)" in err
+
+
+def test_git_missing_from_path_is_one_line(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    env = {**hermetic_env, "PATH": str(fake_claude.bin_dir)}
+    err = _refused(project, env, fake_claude)
+    assert "git is not installed or not on PATH" in err and len(err.strip().splitlines()) == 1

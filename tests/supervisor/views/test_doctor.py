@@ -193,3 +193,16 @@ def test_live_spawn(project: Path, good_env: dict[str, str], fake_claude: FakeCl
     assert code == 1
     assert checks["live"].startswith("FAIL  live         the worker failed: Not logged in")
     assert out.splitlines()[-1] == "1 required check(s) failed (live): a run would not work"
+
+
+def test_git_missing_from_path_is_a_fail_line_naming_git(
+    project: Path, good_env: dict[str, str], fake_claude: FakeClaude
+):
+    """Issue 13 §11: it was a GitError traceback."""
+    code, checks, out = doctor(project, {**good_env, "PATH": str(fake_claude.bin_dir)})
+    assert code == 1, out
+    level, _, message = checks["git"].split(None, 2)
+    assert level == "FAIL" and message.startswith("git is not installed or not on PATH")
+    assert "fix: install git" in checks["git"]
+    assert checks["claude"].startswith("ok ")
+    assert out.splitlines()[-1] == "1 required check(s) failed (git): a run would not work"
