@@ -71,12 +71,14 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
     checks = preflight(gathered.facts, settings, settings.branch)
     if opts.dry_run:
         _print_checks(checks)
+        refusals = [c.message for c in checks if not c.ok]
         plan_prompt = "<prompt>"
         if gathered.prompt is not None:
             try:
                 plan_prompt = build_prompt(read_prompt(gathered.prompt))
             except PromptError as exc:
                 typer.echo(f"[FAIL] prompt: {exc}")
+                refusals.append(str(exc))
         plan = WorkerPlan(1, plan_prompt, settings.model, None)
         argv = build_argv(settings, plan, RunPaths(top).worker_settings)
         argv[0] = gathered.claude_bin or argv[0]
@@ -84,7 +86,10 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
         size = f"{len(plan_prompt.encode())} bytes" if gathered.prompt is not None else "none"
         typer.echo(f"worker stdin: the prompt + protocol ({size}), never on the command line")
         typer.echo(f"worker cwd: {top}")
-        return 0 if all(c.ok for c in checks) else 2
+        if refusals:  # the refusal a real start would print, where every refusal goes
+            typer.echo(f"unattended: {refusals[0].splitlines()[0]}", err=True)
+            return 2
+        return 0
     failed = [c for c in checks if not c.ok]
     if failed:
         fail(failed[0].message)

@@ -166,3 +166,20 @@ def test_git_missing_from_path_is_one_line(
     env = {**hermetic_env, "PATH": str(fake_claude.bin_dir)}
     err = _refused(project, env, fake_claude)
     assert "git is not installed or not on PATH" in err and len(err.strip().splitlines()) == 1
+
+
+def test_dry_run_refusal_first_line_also_goes_to_stderr(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    """Issue 13 §12: the failures were on stdout only."""
+    git(project, "switch", "-q", "-c", "main", env=hermetic_env)
+    proc = run_cli(["start", *FAST, "--dry-run"], hermetic_env, cwd=project)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "[FAIL] branch: " in proc.stdout
+    assert proc.stderr.startswith("unattended: refusing to work on protected branch main")
+    assert len(proc.stderr.splitlines()) == 1
+    (project / "PROMPT.md").write_text("   \n")  # a prompt that cannot be used fails too
+    git(project, "switch", "-q", "work", env=hermetic_env)
+    proc = run_cli(["start", *FAST, "--dry-run", "--allow-dirty"], hermetic_env, cwd=project)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("unattended: the prompt (") and "is empty" in proc.stderr
