@@ -59,6 +59,6 @@ class ControlRequest(BaseModel):
         return self.model_dump_json(indent=2) + "\n"
 
 
-def parse_control(text: str, path: Path) -> ControlRequest:
-    """Parse control.json text, turning every failure into one clear ``ControlFileError``."""
-    return parse_versioned(ControlRequest, text, path, SCHEMA_VERSION, ControlFileError)
+def parse_control(data: str | bytes, path: Path) -> ControlRequest:
+    """Parse control.json, turning every failure into one clear ``ControlFileError``."""
+    return parse_versioned(ControlRequest, data, path, SCHEMA_VERSION, ControlFileError)

@@ -20,6 +20,11 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def warn(message: str) -> None:
+    """One line on stderr that does not stop the command."""
+    typer.echo(f"unattended: {message}", err=True)
+
+
 def project_dir(project: Path | None) -> Path:
     path = (project or Path.cwd()).expanduser()
     if not path.is_dir():

@@ -160,10 +160,7 @@ def _resume_settings(top: Path, values: dict[str, Any]) -> tuple[Any, dict[str, 
     try:
         old = read_state(RunPaths(top))
     except StateFileError as exc:
-        fail(
-            f"cannot resume: {exc}; start without --resume to begin a new run "
-            f"(the unreadable state is archived under .unattended/runs/)"
-        )
+        fail(f"cannot resume: {exc}")  # its hint: start without --resume archives it
     if old is None or old.status.terminal or not old.settings:
         return None
     explicit = {k: v for k, v in values.items() if v is not None}
