@@ -36,6 +36,12 @@ def git_top(path: Path) -> tuple[Path, Path]:
     """(work-tree top, absolute git dir); exit 2 when ``path`` is not in a git work tree."""
     from unattended.supervisor.git.facts import GitError, NotAGitRepo, gather_repo_facts
 
+    if any(not c.isprintable() for c in str(path)):
+        fail(
+            f"the project path {str(path)!r} contains a newline or another control character: "
+            "git's output, run.log and the worker's settings cannot carry it; rename the "
+            "directory"
+        )
     try:
         facts = gather_repo_facts(path, ())
     except NotAGitRepo:

@@ -49,6 +49,7 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
         LaunchRequest,
         launch_detached,
         run_daemon,
+        start_failure,
     )
     from unattended.supervisor.run.iteration import WorkerPlan, build_argv
     from unattended.supervisor.run.lock import AlreadyRunning, RunLock
@@ -83,7 +84,7 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
         argv = build_argv(settings, plan, RunPaths(top).worker_settings)
         argv[0] = gathered.claude_bin or argv[0]
         typer.echo("worker command: " + shlex.join(argv))
-        size = f"{len(plan_prompt.encode())} bytes" if gathered.prompt is not None else "none"
+        size = f"{len(plan_prompt.encode())} bytes" if plan_prompt != "<prompt>" else "none"
         typer.echo(f"worker stdin: the prompt + protocol ({size}), never on the command line")
         typer.echo(f"worker cwd: {top}")
         if refusals:  # the refusal a real start would print, where every refusal goes
@@ -103,13 +104,16 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
     lock = RunLock(lock_path(git_dir))
     try:
         lock.acquire()
+        if settings.branch:
+            _switch_branch(top, settings.branch)
+        from unattended.supervisor.git.facts import ensure_excluded
+
+        ensure_excluded(git_dir)
     except AlreadyRunning as exc:
         fail(f"a run is already active for {top} ({exc}); see `unattended status`")
-    if settings.branch:
-        _switch_branch(top, settings.branch)
-    from unattended.supervisor.git.facts import ensure_excluded
-
-    ensure_excluded(git_dir)
+    except OSError as exc:  # a full disk, a read-only .git: nothing was started
+        code, message = start_failure(exc, git_dir)
+        fail(message, code)
     req = LaunchRequest(
         project=top,
         git_dir=git_dir,
@@ -125,7 +129,10 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
     try:
         pid, run_id = launch_detached(req, lock)
     except DaemonStartError as exc:
-        fail(str(exc), code=2 if str(exc).startswith("cannot start") else 1)
+        fail(str(exc), code=exc.code)
+    except OSError as exc:  # .unattended/ or its daemon.stderr could not be created
+        code, message = start_failure(exc, RunPaths(top).root)
+        fail(message, code)
     paths = RunPaths(top)
     if opts.json_out:
         typer.echo(

@@ -72,11 +72,23 @@ def read_prompt(source: PromptSource) -> str:
     else:
         assert source.file is not None
         try:
-            text = source.file.read_text()
+            data = source.file.read_bytes()
         except OSError as exc:
             raise PromptError(f"cannot read prompt file {source.file}: {exc.strerror}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PromptError(
+                f"the prompt file {source.file} is not UTF-8 text (byte {exc.start}): "
+                "is it a binary file? Give a text file, or pass --prompt TEXT"
+            ) from None
     if not text.strip():
         raise PromptError(f"the prompt ({source.describe()}) is empty")
+    if "\0" in text:
+        raise PromptError(
+            f"the prompt ({source.describe()}) contains NUL bytes: is it a binary file? Give "
+            "a text file, or pass --prompt TEXT"
+        )
     size = len(text.encode("utf-8", "surrogateescape"))
     if size > MAX_PROMPT_BYTES:
         raise PromptError(
