@@ -19,6 +19,9 @@ DEFAULT_BUDGET = 200_000  # tokens, as in the budget-monitor design (safety.budg
 DEFAULT_LABEL = "unlabelled"
 
 
+LEDGER_HINT = "move it aside, or `unattended budget init` starts a new ledger over it"
+
+
 class LedgerFileError(Exception):
     """budget.json exists but cannot be read: corrupt, or written by another version."""
 
@@ -56,5 +59,5 @@ class BudgetLedger(BaseModel):
         return self.model_dump_json(indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str, where: str = "budget.json") -> BudgetLedger:
-        return parse_versioned(cls, text, where, SCHEMA_VERSION, LedgerFileError)
+    def from_json(cls, data: str | bytes, where: str = "budget.json") -> BudgetLedger:
+        return parse_versioned(cls, data, where, SCHEMA_VERSION, LedgerFileError, LEDGER_HINT)

@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from unattended.contracts.settings import MAX_COST_USD, MAX_HOURS, MAX_ITERATIONS
 from unattended.contracts.timefmt import UtcDatetime
 from unattended.contracts.versioned import parse_versioned
 
@@ -36,9 +37,9 @@ class ControlRequest(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     request_id: str = Field(min_length=1)
     requested_at: UtcDatetime
-    hours: float | None = Field(None, gt=0)
-    max_iterations: int | None = Field(None, ge=1)
-    max_cost_usd: float | None = Field(None, gt=0)
+    hours: float | None = Field(None, gt=0, le=MAX_HOURS)
+    max_iterations: int | None = Field(None, ge=1, le=MAX_ITERATIONS)
+    max_cost_usd: float | None = Field(None, gt=0, le=MAX_COST_USD)
 
     @model_validator(mode="after")
     def _check(self) -> ControlRequest:
@@ -58,6 +59,6 @@ class ControlRequest(BaseModel):
         return self.model_dump_json(indent=2) + "\n"
 
 
-def parse_control(text: str, path: Path) -> ControlRequest:
-    """Parse control.json text, turning every failure into one clear ``ControlFileError``."""
-    return parse_versioned(ControlRequest, text, path, SCHEMA_VERSION, ControlFileError)
+def parse_control(data: str | bytes, path: Path) -> ControlRequest:
+    """Parse control.json, turning every failure into one clear ``ControlFileError``."""
+    return parse_versioned(ControlRequest, data, path, SCHEMA_VERSION, ControlFileError)

@@ -79,6 +79,10 @@ class RunPaths:
     def iteration_stderr(self, number: int) -> Path:
         return self.iterations / f"{number:04d}.stderr"
 
+    def iteration_prompt(self, number: int) -> Path:
+        """The worker's prompt, staged for its stdin (unlinked as soon as the worker has it)."""
+        return self.iterations / f".{number:04d}.prompt"
+
 
 def lock_path(git_dir: Path) -> Path:
     """The singleton lock lives in the git dir, which ``git clean -fdx`` never touches."""

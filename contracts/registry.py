@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from unattended.contracts.timefmt import UtcDatetime
+from unattended.contracts.timefmt import RunId, UtcDatetime
 from unattended.contracts.versioned import parse_versioned
 
 SCHEMA_VERSION = 1
@@ -36,7 +36,7 @@ class RegistryEntry(BaseModel):
     pid: int
     # psutil create_time: tells the daemon from a reused pid (None: unknown, pid alone counts)
     pid_create_time: float | None
-    run_id: str
+    run_id: RunId
     started_at: UtcDatetime
 
     def to_json(self) -> str:
@@ -53,7 +53,7 @@ class RunEntry(BaseModel):
     iteration: int | None = None
     started_at: UtcDatetime
     cost_usd: float | None = None
-    run_id: str
+    run_id: RunId
     pid_create_time: float | None = None
     max_iterations: int | None = None
     updated_at: UtcDatetime | None = None
@@ -65,6 +65,9 @@ class RunEntry(BaseModel):
         return {key: data[key] for key in PS_JSON_FIELDS}
 
 
-def parse_entry(text: str, path: Path) -> RegistryEntry:
+REGISTRY_HINT = "remove it unless a daemon of that pid is running"
+
+
+def parse_entry(data: str | bytes, path: Path) -> RegistryEntry:
     """Parse one registry file, turning every failure into one clear ``RegistryError``."""
-    return parse_versioned(RegistryEntry, text, path, SCHEMA_VERSION, RegistryError)
+    return parse_versioned(RegistryEntry, data, path, SCHEMA_VERSION, RegistryError, REGISTRY_HINT)

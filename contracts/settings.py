@@ -18,22 +18,33 @@ SETTINGS_FILE = "unattended.toml"
 ON_DONE_ALSO = ("capped", "stuck", "blocked")
 
 
+# Sane ranges: a value outside them is a typo or an attack, never a wish (``--hours inf`` or
+# ``1e10`` once passed validation and killed the daemon when it computed the deadline).
+DAY_S = 86400.0
+MAX_HOURS = 24.0 * 366  # a run of a year at most
+MAX_ITERATIONS = 1_000_000
+MAX_COST_USD = 1_000_000.0
+MAX_TOKENS = 10**12
+MAX_CONTEXT_WINDOW = 100_000_000
+MAX_LOG_MB = 1024.0 * 1024  # 1 TiB
+
+
 class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     # relay loop (issue 3)
-    hours: float = Field(24.0, gt=0)
-    max_iterations: int = Field(200, ge=1)
+    hours: float = Field(24.0, gt=0, le=MAX_HOURS)
+    max_iterations: int = Field(200, ge=1, le=MAX_ITERATIONS)
     prompt: str | None = None
     prompt_file: str | None = None
-    worker_timeout: float = Field(3600.0, gt=0)
-    stall_timeout: float = Field(900.0, gt=0)
+    worker_timeout: float = Field(3600.0, gt=0, le=7 * DAY_S)
+    stall_timeout: float = Field(900.0, gt=0, le=7 * DAY_S)
     claude_bin: str = "claude"
     model: str | None = None
     permission_mode: str | None = None
     allowed_tools: str | None = None
     done_when: str | None = None
-    grace_seconds: float = Field(10.0, ge=0)
+    grace_seconds: float = Field(10.0, ge=0, le=3600)
 
     # safety rails (issue 4)
     branch: str | None = None
@@ -41,32 +52,32 @@ class Settings(BaseModel):
     allow_dirty: bool = False
     dirty_whitelist: list[str] = Field(default_factory=lambda: ["PROMPT.md", "unattended.toml"])
     snapshot_ignored: list[str] = Field(default_factory=lambda: [".env", ".env.*"])
-    gutter_iterations: int = Field(5, ge=1)
-    crash_backoff_s: float = Field(5.0, ge=0)
-    max_launches_per_minute: int = Field(6, ge=1)
+    gutter_iterations: int = Field(5, ge=1, le=10_000)
+    crash_backoff_s: float = Field(5.0, ge=0, le=DAY_S)
+    max_launches_per_minute: int = Field(6, ge=1, le=1000)
     on_limit: Literal["wait", "stop"] = "wait"
-    api_backoff_s: float = Field(30.0, ge=0)
-    limit_margin_s: float = Field(120.0, ge=0)
-    max_iteration_log_mb: float = Field(200.0, gt=0)
-    keep_runs: int = Field(10, ge=1)
+    api_backoff_s: float = Field(30.0, ge=0, le=DAY_S)
+    limit_margin_s: float = Field(120.0, ge=0, le=DAY_S)
+    max_iteration_log_mb: float = Field(200.0, gt=0, le=MAX_LOG_MB)
+    keep_runs: int = Field(10, ge=1, le=10_000)
 
     # platform (issue 5)
     notify_cmd: str | None = None
 
     # budgets (issue 6)
-    max_cost_usd: float | None = Field(None, gt=0)
-    max_tokens: int | None = Field(None, gt=0)
+    max_cost_usd: float | None = Field(None, gt=0, le=MAX_COST_USD)
+    max_tokens: int | None = Field(None, gt=0, le=MAX_TOKENS)
     context_warn_pct: float = Field(70.0, gt=0, lt=100)
     context_stop_pct: float = Field(85.0, gt=0, le=100)
-    context_window: int | None = Field(None, gt=0)
+    context_window: int | None = Field(None, gt=0, le=MAX_CONTEXT_WINDOW)
     context_source: Literal["transcript", "api"] = "transcript"
     session_policy: Literal["auto", "fresh", "continue"] = "auto"
     escalate_model: str | None = None
-    escalate_after: int | None = Field(None, ge=1)
+    escalate_after: int | None = Field(None, ge=1, le=10_000)
     max_quota_pct: float | None = Field(None, gt=0, le=100)
 
     # many runs (issue 7)
-    max_parallel_workers: int | None = Field(None, ge=1)
+    max_parallel_workers: int | None = Field(None, ge=1, le=1000)
 
     # the night's work leaves the machine (issue 15)
     on_done: Literal["print", "push", "pr"] = "print"

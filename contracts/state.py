@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from unattended.contracts.status import Outcome, RunStatus
-from unattended.contracts.timefmt import UtcDatetime
+from unattended.contracts.timefmt import RunId, UtcDatetime
 from unattended.contracts.versioned import parse_versioned
 
 SCHEMA_VERSION = 1
@@ -59,7 +59,7 @@ class RunState(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    run_id: str
+    run_id: RunId
     status: RunStatus
     pid: int | None = None
     pid_create_time: float | None = None  # psutil create_time: tells the daemon from PID reuse
@@ -112,6 +112,13 @@ class RunState(BaseModel):
         return self.model_dump_json(indent=2) + "\n"
 
 
-def parse_state(text: str, path: Path) -> RunState:
-    """Parse state.json text, turning every failure into one clear ``StateFileError``."""
-    return parse_versioned(RunState, text, path, SCHEMA_VERSION, StateFileError)
+# What to do about an unreadable state.json, said by every command that refuses one.
+STATE_HINT = (
+    "move it aside, or `unattended start` (without --resume) archives it under "
+    ".unattended/runs/ and begins a new run"
+)
+
+
+def parse_state(data: str | bytes, path: Path) -> RunState:
+    """Parse state.json, turning every failure into one clear ``StateFileError``."""
+    return parse_versioned(RunState, data, path, SCHEMA_VERSION, StateFileError, STATE_HINT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from unattended.contracts.status import Outcome
-from unattended.contracts.timefmt import UtcDatetime
+from unattended.contracts.timefmt import RunId, UtcDatetime
 
 TELEMETRY_SCHEMA_VERSION = 1
 
@@ -23,7 +23,7 @@ class StepRecord(BaseModel):
 class TelemetryLine(BaseModel):
     schema_version: int = TELEMETRY_SCHEMA_VERSION
     time: UtcDatetime
-    run_id: str
+    run_id: RunId
     iteration: int
     model: str | None = None
     duration_s: float

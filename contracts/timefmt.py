@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, PlainSerializer
+from pydantic import AfterValidator, Field, PlainSerializer
+
+# A run id names directories (runs/<run_id>/, reports/<run_id>/): a file that says
+# "../../x" or holds a NUL byte must be refused, never followed.
+RunId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+
+# No timestamp of ours is before 1970 or after 2999: outside that, deadline arithmetic would
+# overflow datetime (year 9999) in a reader.
+MIN_YEAR, MAX_YEAR = 1970, 2999
 
 
 def utc_iso(moment: datetime) -> str:
@@ -17,6 +25,8 @@ def from_epoch(seconds: float) -> datetime:
 
 
 def _as_utc(moment: datetime) -> datetime:
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise ValueError(f"timestamp out of range (years {MIN_YEAR}-{MAX_YEAR})")
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)

@@ -192,10 +192,13 @@ class Handle:
         cwd: str | os.PathLike[str] | None = None,
         shell: bool = False,
         input: bytes | None = None,
+        stdin: int | None = None,
         stdout: int | str = CAPTURE,
         stderr: int | str = CAPTURE,
         policy: KillPolicy = HELPER,
     ) -> None:
+        """``input`` goes to the child through a temp file; or ``stdin``, a descriptor the
+        caller owns (the worker's prompt, staged by the caller)."""
         self.argv = argv
         self.policy = policy
         self.token = uuid.uuid4().hex
@@ -205,7 +208,8 @@ class Handle:
         if _marker is not None:
             child_env[MARKER_VAR] = _marker  # ours, even under an outer run that set its own
         try:
-            stdin = self._temp(input) if input is not None else subprocess.DEVNULL
+            if stdin is None:
+                stdin = self._temp(input) if input is not None else subprocess.DEVNULL
             self._out = self._temp() if stdout == CAPTURE else None
             self._err = self._temp() if stderr == CAPTURE else None
             self.proc = subprocess.Popen(

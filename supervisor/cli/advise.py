@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from unattended.supervisor.cli.common import ProjectOpt, fail, project_dir
+from unattended.supervisor.cli.common import ProjectOpt, fail, project_dir, warn
 
 
 def advise(
@@ -36,7 +36,7 @@ def advise(
         settings, _ = resolve_settings(root, {})
     except ConfigError as exc:
         fail(str(exc))
-    runs = load_runs(root)
+    runs = load_runs(root, warn=warn)
     run_ids = [r.run_id for r in runs]
     state_dir = RunPaths(root).root
     recs = advice.recommend(runs, settings)

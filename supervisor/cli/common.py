@@ -20,6 +20,11 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+def warn(message: str) -> None:
+    """One line on stderr that does not stop the command."""
+    typer.echo(f"unattended: {message}", err=True)
+
+
 def project_dir(project: Path | None) -> Path:
     path = (project or Path.cwd()).expanduser()
     if not path.is_dir():
@@ -29,10 +34,18 @@ def project_dir(project: Path | None) -> Path:
 
 def git_top(path: Path) -> tuple[Path, Path]:
     """(work-tree top, absolute git dir); exit 2 when ``path`` is not in a git work tree."""
-    from unattended.supervisor.git.facts import NotAGitRepo, gather_repo_facts
+    from unattended.supervisor.git.facts import GitError, NotAGitRepo, gather_repo_facts
 
+    if any(not c.isprintable() for c in str(path)):
+        fail(
+            f"the project path {str(path)!r} contains a newline or another control character: "
+            "git's output, run.log and the worker's settings cannot carry it; rename the "
+            "directory"
+        )
     try:
         facts = gather_repo_facts(path, ())
     except NotAGitRepo:
         fail(f"{path} is not inside a git work tree: run `git init` there, or pass --project DIR")
+    except GitError as exc:  # git missing from PATH, or failing on this repository
+        fail(str(exc))
     return facts.top, facts.git_dir

@@ -53,16 +53,26 @@ def extend(
 
 
 def _validate(hours: float | None, max_iterations: int | None, max_cost: float | None) -> None:
+    from unattended.contracts.settings import MAX_COST_USD, MAX_HOURS, MAX_ITERATIONS
     from unattended.supervisor.cli.common import fail
 
     if hours is None and max_iterations is None and max_cost is None:
         fail("nothing to change: give --hours H, --max-iterations N and/or --max-cost-usd X")
-    if hours is not None and not (math.isfinite(hours) and hours > 0):
-        fail(f"--hours must be a positive number (the run's total hours), not {hours:g}")
-    if max_iterations is not None and max_iterations < 1:
-        fail(f"--max-iterations must be at least 1, not {max_iterations}")
-    if max_cost is not None and not (math.isfinite(max_cost) and max_cost > 0):
-        fail(f"--max-cost-usd must be a positive amount, not {max_cost:g}")
+    if hours is not None and not (math.isfinite(hours) and 0 < hours <= MAX_HOURS):
+        fail(
+            f"--hours must be a positive number of hours, at most {MAX_HOURS:g} (the run's "
+            f"total hours), not {hours:g}"
+        )
+    if max_iterations is not None and not 1 <= max_iterations <= MAX_ITERATIONS:
+        fail(
+            f"--max-iterations must be at least 1 and at most {MAX_ITERATIONS}, "
+            f"not {max_iterations}"
+        )
+    if max_cost is not None and not (math.isfinite(max_cost) and 0 < max_cost <= MAX_COST_USD):
+        fail(
+            f"--max-cost-usd must be a positive amount, at most {MAX_COST_USD:.0f}, "
+            f"not {max_cost:g}"
+        )
 
 
 def _run(project: Path, hours, max_iterations, max_cost, fail) -> int:  # noqa: ANN001

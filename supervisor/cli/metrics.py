@@ -53,10 +53,11 @@ def metrics(
 
 def collect(root: Path, by: str | None, halts: bool, context: bool) -> dict[str, Any]:
     """The sections asked for: groups (and sessions) unless only --halts/--context were given."""
+    from unattended.supervisor.cli.common import warn
     from unattended.supervisor.records.readers import all_telemetry, load_runs
     from unattended.supervisor.views import metrics as mc
 
-    runs = load_runs(root)
+    runs = load_runs(root, warn=warn)
     lines = all_telemetry(runs)
     data: dict[str, Any] = {
         "project": str(root),

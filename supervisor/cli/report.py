@@ -41,10 +41,11 @@ def report(
 def write_report(project: Path, out: Path | None, run_id: str | None) -> tuple[Path, str | None]:
     """(path of report.md, one-line note when charts were skipped)."""
     from unattended.contracts.paths import RunPaths
+    from unattended.supervisor.cli.common import warn
     from unattended.supervisor.views.charts import MISSING_NOTE, write_charts
     from unattended.supervisor.views.report import gather_report, render_markdown
 
-    data = gather_report(project, run_id)
+    data = gather_report(project, run_id, warn)
     out_dir = out.expanduser() if out else RunPaths(project).root / "reports" / data.run.run_id
     out_dir = out_dir if out_dir.is_absolute() else Path.cwd() / out_dir
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,7 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
         LaunchRequest,
         launch_detached,
         run_daemon,
+        start_failure,
     )
     from unattended.supervisor.run.iteration import WorkerPlan, build_argv
     from unattended.supervisor.run.lock import AlreadyRunning, RunLock
@@ -74,19 +75,25 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
     checks += forge_checks(top, settings, environ)
     if opts.dry_run:
         _print_checks(checks)
+        refusals = [c.message for c in checks if not c.ok]
         plan_prompt = "<prompt>"
         if gathered.prompt is not None:
             try:
                 plan_prompt = build_prompt(read_prompt(gathered.prompt))
             except PromptError as exc:
                 typer.echo(f"[FAIL] prompt: {exc}")
+                refusals.append(str(exc))
         plan = WorkerPlan(1, plan_prompt, settings.model, None)
         argv = build_argv(settings, plan, RunPaths(top).worker_settings)
         argv[0] = gathered.claude_bin or argv[0]
-        shown = [a if a != plan_prompt else "<prompt + protocol>" for a in argv]
-        typer.echo("worker command: " + shlex.join(shown))
+        typer.echo("worker command: " + shlex.join(argv))
+        size = f"{len(plan_prompt.encode())} bytes" if plan_prompt != "<prompt>" else "none"
+        typer.echo(f"worker stdin: the prompt + protocol ({size}), never on the command line")
         typer.echo(f"worker cwd: {top}")
-        return 0 if all(c.ok for c in checks) else 2
+        if refusals:  # the refusal a real start would print, where every refusal goes
+            typer.echo(f"unattended: {refusals[0].splitlines()[0]}", err=True)
+            return 2
+        return 0
     failed = [c for c in checks if not c.ok]
     if failed:
         fail(failed[0].message)
@@ -100,13 +107,16 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
     lock = RunLock(lock_path(git_dir))
     try:
         lock.acquire()
+        if settings.branch:
+            _switch_branch(top, settings.branch)
+        from unattended.supervisor.git.facts import ensure_excluded
+
+        ensure_excluded(git_dir)
     except AlreadyRunning as exc:
         fail(f"a run is already active for {top} ({exc}); see `unattended status`")
-    if settings.branch:
-        _switch_branch(top, settings.branch)
-    from unattended.supervisor.git.facts import ensure_excluded
-
-    ensure_excluded(git_dir)
+    except OSError as exc:  # a full disk, a read-only .git: nothing was started
+        code, message = start_failure(exc, git_dir)
+        fail(message, code)
     req = LaunchRequest(
         project=top,
         git_dir=git_dir,
@@ -122,7 +132,10 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
     try:
         pid, run_id = launch_detached(req, lock)
     except DaemonStartError as exc:
-        fail(str(exc), code=2 if str(exc).startswith("cannot start") else 1)
+        fail(str(exc), code=exc.code)
+    except OSError as exc:  # .unattended/ or its daemon.stderr could not be created
+        code, message = start_failure(exc, RunPaths(top).root)
+        fail(message, code)
     paths = RunPaths(top)
     if opts.json_out:
         typer.echo(
@@ -157,10 +170,7 @@ def _resume_settings(top: Path, values: dict[str, Any]) -> tuple[Any, dict[str, 
     try:
         old = read_state(RunPaths(top))
     except StateFileError as exc:
-        fail(
-            f"cannot resume: {exc}; start without --resume to begin a new run "
-            f"(the unreadable state is archived under .unattended/runs/)"
-        )
+        fail(f"cannot resume: {exc}")  # its hint: start without --resume archives it
     if old is None or old.status.terminal or not old.settings:
         return None
     explicit = {k: v for k, v in values.items() if v is not None}
@@ -186,6 +196,7 @@ def _switch_branch(top: Path, branch: str) -> None:
         switch_branch(top, branch, create_from_head=True)
     except GitError as exc:
         fail(f"cannot switch to branch {branch}: {exc}")
+
 
 def start(
     project: ProjectOpt = None,

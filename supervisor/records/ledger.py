@@ -47,12 +47,12 @@ def load(paths: RunPaths) -> BudgetLedger | None:
     from unattended.contracts.budget import BudgetLedger, LedgerFileError
 
     try:
-        text = paths.budget.read_text(encoding="utf-8")
+        data = paths.budget.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise LedgerFileError(f"cannot read {paths.budget}: {exc.strerror or exc}") from None
-    return BudgetLedger.from_json(text, str(paths.budget))
+    return BudgetLedger.from_json(data, str(paths.budget))
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,7 +80,7 @@ def _load_run(root: Path, current: bool) -> RunRecord | None:
     state = None
     error = None
     try:
-        state = parse_state(state_path.read_text(), state_path)
+        state = parse_state(state_path.read_bytes(), state_path)
     except FileNotFoundError:
         pass
     except (OSError, StateFileError) as exc:
@@ -89,8 +90,13 @@ def _load_run(root: Path, current: bool) -> RunRecord | None:
     return RunRecord(run_id, root, current, state, error, telemetry, bad)
 
 
-def load_runs(project: Path, archived: bool = True) -> list[RunRecord]:
-    """Every run of the project, oldest first; the current (or last) run is the last one."""
+def load_runs(
+    project: Path, archived: bool = True, warn: Callable[[str], None] | None = None
+) -> list[RunRecord]:
+    """Every run of the project, oldest first; the current (or last) run is the last one.
+
+    A run whose state.json cannot be read is still listed (its telemetry counts); ``warn``
+    hears one line per such file, naming it and what to do."""
     paths = RunPaths(project)
     runs: list[RunRecord] = []
     if archived and paths.runs.is_dir():
@@ -103,6 +109,10 @@ def load_runs(project: Path, archived: bool = True) -> list[RunRecord]:
     current = _load_run(paths.root, current=True)
     if current is not None:
         runs.append(current)
+    if warn is not None:
+        for run in runs:
+            if run.state_error:
+                warn(f"warning: {run.state_error}")
     return runs
 
 

@@ -16,12 +16,12 @@ from unattended.supervisor.records.fsio import atomic_write
 def read_state(paths: RunPaths) -> RunState | None:
     """The saved state, or None when the project never ran. Raises StateFileError."""
     try:
-        text = paths.state.read_text()
+        data = paths.state.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise StateFileError(f"{paths.state}: cannot read: {exc.strerror}") from None
-    return parse_state(text, paths.state)
+    return parse_state(data, paths.state)
 
 
 # Space kept aside so the final state can still be written when a worker fills the disk.

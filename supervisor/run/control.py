@@ -48,7 +48,7 @@ def write_request(
 
     fields: dict[str, Any] = {}
     try:
-        waiting = parse_control(paths.control.read_text(), paths.control)
+        waiting = parse_control(paths.control.read_bytes(), paths.control)
         fields.update(waiting.changes())
     except (OSError, ControlFileError):
         pass  # nothing waiting (or junk the daemon will discard): ours replaces it

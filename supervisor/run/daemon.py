@@ -9,6 +9,7 @@ pipe once it has written ``status: starting``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import sys
@@ -30,7 +31,22 @@ READY_TIMEOUT_S = 15.0
 
 
 class DaemonStartError(Exception):
-    """The daemon could not start; the message is one line for the user."""
+    """The daemon could not start; the message is one line for the user, ``code`` the exit
+    code `start` ends with (7 for a full disk, 2 when nothing could be started, 1 for a bug)."""
+
+    def __init__(self, message: str, code: int = ExitCode.INTERNAL_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def start_failure(exc: OSError, place: Path | None = None) -> tuple[int, str]:
+    """(exit code, one line) for a file-system error before the run began: a full disk is a
+    failure (7), anything else (read-only, permissions) means nothing could be started (2)."""
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    name = exc.filename or place
+    where = f" ({name})" if name else ""
+    what = "no space left on device" if full else (exc.strerror or str(exc))
+    return (ExitCode.FAILED if full else ExitCode.USAGE), f"cannot start: {what}{where}"
 
 
 @dataclass
@@ -75,18 +91,23 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
         log.echo = _terminal_echo(log, flags, paths)
     try:
         start = begin_run(paths, req.settings, req.sources, req.resume)
-    except (StateFileError, OSError) as exc:
-        message = f"cannot start: {exc}"
-        log.event(message, kind="error")
-        _report(ready_fd, "error " + message)
-        return ExitCode.USAGE
+    except StateFileError as exc:
+        return _not_started(log, ready_fd, ExitCode.USAGE, f"cannot start: {exc}")
+    except OSError as exc:
+        return _not_started(log, ready_fd, *start_failure(exc, paths.root))
     state: RunState = start.state
     pid = os.getpid()
     state.pid, state.pid_create_time = pid, process_create_time(pid)
-    lock.record_owner(pid)
     log.run_id = state.run_id
-    write_state(paths, state)
-    write_pid_file(paths.pid, pid, state.pid_create_time)
+    try:
+        lock.record_owner(pid)
+        write_state(paths, state)
+        write_pid_file(paths.pid, pid, state.pid_create_time)
+    except OSError as exc:
+        if not start.resumed:  # no phantom run: a state.json would say it began, then crashed
+            paths.state.unlink(missing_ok=True)
+        paths.pid.unlink(missing_ok=True)
+        return _not_started(log, ready_fd, *start_failure(exc, paths.root))
     log.separator(f"run {state.run_id}")  # run.log exists once `start` returns
     log.event(start.note, kind="start")
     _report(ready_fd, f"ready {pid} {state.run_id}")
@@ -179,6 +200,16 @@ def _terminal_echo(log: RunLog, flags: Any, paths: RunPaths) -> Any:
     return echo
 
 
+def _not_started(log: RunLog, ready_fd: int | None, code: int, message: str) -> int:
+    """The run never began: say why where the user looks (`start`'s stderr), and in run.log
+    when it can still be written."""
+    log.event(message, kind="error")
+    if ready_fd is None:  # --foreground: this process is the one the user ran
+        print(f"unattended: {message}", file=sys.stderr, flush=True)
+    _report(ready_fd, f"error {int(code)} {message}")
+    return code
+
+
 def _register(req: LaunchRequest, state: RunState, log: RunLog) -> None:
     """List this daemon in the per-user registry (`unattended ps`, `stop --all`)."""
     from unattended.contracts.timefmt import utc_iso
@@ -244,7 +275,12 @@ def launch_detached(req: LaunchRequest, lock: RunLock) -> tuple[int, str]:
             os.setsid()
             if os.fork() > 0:
                 os._exit(0)
-            _become_daemon_process(paths)
+            try:
+                _become_daemon_process(paths)
+            except OSError as exc:  # daemon.stderr cannot be created (full disk, read-only)
+                code, message = start_failure(exc, paths.root)
+                _report(write_fd, f"error {int(code)} {message}")
+                os._exit(int(code))
             code = run_daemon(req, lock, write_fd)
         except BaseException:
             traceback.print_exc()
@@ -259,7 +295,8 @@ def launch_detached(req: LaunchRequest, lock: RunLock) -> tuple[int, str]:
         _, pid, run_id = line.split(maxsplit=2)
         return int(pid), run_id
     if line.startswith("error "):
-        raise DaemonStartError(line.removeprefix("error "))
+        code, _, message = line.removeprefix("error ").partition(" ")
+        raise DaemonStartError(message, int(code) if code.isdigit() else ExitCode.USAGE)
     raise DaemonStartError(
         line if line else "the daemon exited before it was ready; see .unattended/daemon.stderr"
     )

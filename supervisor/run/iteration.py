@@ -28,7 +28,10 @@ class WorkerPlan:
 
 
 def build_argv(settings: Settings, plan: WorkerPlan, settings_file: Path | None) -> list[str]:
-    argv = [settings.claude_bin, "-p", plan.prompt, "--output-format", "stream-json", "--verbose"]
+    """The worker's command line. The prompt is not on it: it goes to the worker's stdin
+    (``claude -p`` with no prompt argument reads stdin), out of ``/proc/<pid>/cmdline`` and
+    free of the 128 KiB argv limit."""
+    argv = [settings.claude_bin, "-p", "--output-format", "stream-json", "--verbose"]
     argv += ["--permission-mode", settings.effective_permission_mode()]
     if settings.allowed_tools:
         argv += ["--allowed-tools", settings.allowed_tools]

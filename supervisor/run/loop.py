@@ -229,6 +229,8 @@ class RelayLoop(LoopEffects):
             stall_s=s.stall_timeout,
             grace_s=s.grace_seconds,
             max_log_bytes=int(s.max_iteration_log_mb * 1024 * 1024),
+            prompt=plan.prompt,
+            prompt_path=ctx.paths.iteration_prompt(number),
         )
         started = sys_calls.time()
         self.launch_times.append(started)
@@ -236,6 +238,8 @@ class RelayLoop(LoopEffects):
         try:
             self.worker = Worker.spawn(spec, should_escalate=lambda: self.flags.escalate)
         except SpawnError as exc:
+            if exc.disk_full:
+                raise DiskFull(str(exc)) from None
             self._log(f"could not start the worker: {exc}", number, kind="spawn_error")
             return IterationRecord(
                 number=number,

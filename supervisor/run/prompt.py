@@ -34,6 +34,12 @@ CONTINUATION = (
 )
 
 
+# The prompt reaches the worker on its stdin, so no argv limit applies; what remains is the
+# model's context window (1M tokens at most, about 4 MiB of text). Past this size a prompt can
+# only fail, every iteration, with the CLI's "Prompt is too long".
+MAX_PROMPT_BYTES = 4 * 1024 * 1024
+
+
 class PromptError(Exception):
     pass
 
@@ -63,13 +69,31 @@ def read_prompt(source: PromptSource) -> str:
         text = source.text
     else:
         assert source.file is not None
-        text = _read_regular_file(source.file)
+        data = _read_regular_file(source.file)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PromptError(
+                f"the prompt file {source.file} is not UTF-8 text (byte {exc.start}): "
+                "is it a binary file? Give a text file, or pass --prompt TEXT"
+            ) from None
     if not text.strip():
         raise PromptError(f"the prompt ({source.describe()}) is empty")
+    if "\0" in text:
+        raise PromptError(
+            f"the prompt ({source.describe()}) contains NUL bytes: is it a binary file? Give "
+            "a text file, or pass --prompt TEXT"
+        )
+    size = len(text.encode("utf-8", "surrogateescape"))
+    if size > MAX_PROMPT_BYTES:
+        raise PromptError(
+            f"prompt too long: {source.describe()} is {size / 2**20:.1f} MiB, over the "
+            f"{MAX_PROMPT_BYTES // 2**20} MiB any model's context can hold; shorten it"
+        )
     return text
 
 
-def _read_regular_file(path: Path) -> str:
+def _read_regular_file(path: Path) -> bytes:
     """Opened non-blocking and refused unless a regular file: a worker that turns PROMPT.md
     into a FIFO (or a device) must not block the daemon on the next read."""
     import os
@@ -86,7 +110,7 @@ def _read_regular_file(path: Path) -> str:
             data = handle.read()
         except OSError as exc:
             raise PromptError(f"cannot read prompt file {path}: {exc.strerror}") from None
-    return data.decode("utf-8", "replace")
+    return data
 
 
 def build_prompt(user_prompt: str, handoff: str | None = None, diagnosis: str | None = None) -> str:

@@ -95,7 +95,7 @@ def _read_entries(directory: Path) -> tuple[list, list[str]]:  # ([(RegistryEntr
         return [], []
     for path in files:
         try:
-            entries.append((parse_entry(path.read_text(), path), path))
+            entries.append((parse_entry(path.read_bytes(), path), path))
         except FileNotFoundError:
             continue  # unregistered while we looked
         except OSError as exc:

@@ -15,6 +15,8 @@ from typing import Any
 from unattended.contracts.names import ENV_CLAUDE_BIN
 from unattended.contracts.settings import SETTINGS_FILE, Settings
 
+TOML_HINT = "correct it or move it aside"
+
 
 class ConfigError(Exception):
     """A setting is unknown or invalid; the message is one line naming the key."""
@@ -32,7 +34,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{path}: not valid TOML: {exc}; {TOML_HINT}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); {TOML_HINT}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply; {TOML_HINT}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     unknown = sorted(set(data) - set(Settings.model_fields))

@@ -132,9 +132,14 @@ _PREFLIGHT_FIXES = {
 def preflight_checks(project: Path, settings: Settings, environ: Mapping[str, str]) -> list[Check]:
     """git, branch, dirty, permissions, prompt, state-dir: judged by ``safety.preflight``."""
     from unattended.safety.preflight import preflight
+    from unattended.supervisor.git.facts import GitError
     from unattended.supervisor.run.preflight import gather
 
-    gathered = gather(project, settings, dict(environ))
+    try:
+        gathered = gather(project, settings, dict(environ))
+    except GitError as exc:  # git itself is missing or broken: nothing git-based can be judged
+        fix = "install git (e.g. apt-get install git) or put it on PATH"
+        return [bad("git", str(exc), fix, True)]
     checks = []
     for result in preflight(gathered.facts, settings, None):
         if result.name not in _PREFLIGHT_LEVELS:
@@ -360,6 +365,7 @@ def check_live(
     started = time.monotonic()
     done = process.run(
         argv, timeout_s=LIVE_TIMEOUT_S, env=environ, cwd=project,
+        input=LIVE_PROMPT.encode(),  # on stdin, as a run gives it
         policy=process.worker_policy(2.0), max_output=None,
     )  # fmt: skip
     code = done.returncode

@@ -9,6 +9,7 @@ Gathering reads files and asks git; rendering is pure. Charts live in ``report_c
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -59,10 +60,12 @@ class ReportData:
         return state.updated_at if state else None
 
 
-def _pick_run(project: Path, run_id: str | None) -> RunRecord:
+def _pick_run(
+    project: Path, run_id: str | None, warn: Callable[[str], None] | None = None
+) -> RunRecord:
     from unattended.supervisor.records.readers import load_runs
 
-    runs = load_runs(project)
+    runs = load_runs(project, warn=warn)
     if run_id is not None:
         for run in runs:
             if run.run_id == run_id:
@@ -153,13 +156,16 @@ def _handoffs(run: RunRecord, limit: int) -> list[tuple[int, list[str], int]]:
     return notes
 
 
-def gather_report(project: Path, run_id: str | None = None) -> ReportData:
-    """Everything the report says about one run (the last one by default). No charts."""
+def gather_report(
+    project: Path, run_id: str | None = None, warn: Callable[[str], None] | None = None
+) -> ReportData:
+    """Everything the report says about one run (the last one by default). No charts.
+    ``warn`` hears one line per unreadable state.json among the runs."""
     from unattended.supervisor.git.facts import commit_range_summary
     from unattended.supervisor.records.liveness import effective_status
     from unattended.supervisor.views import metrics as mc
 
-    run = _pick_run(project, run_id)
+    run = _pick_run(project, run_id, warn)
     state = run.state
     if state is None:
         status = "unknown"

@@ -11,6 +11,8 @@ worker early, and it blocks for at most the grace period (a second signal escala
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import select
 import subprocess
@@ -38,6 +40,10 @@ STDERR_TAIL_BYTES = 8192
 class SpawnError(Exception):
     """The worker could not be started (missing or non-executable binary, bad cwd...)."""
 
+    def __init__(self, message: str, disk_full: bool = False) -> None:
+        super().__init__(message)
+        self.disk_full = disk_full
+
 
 @dataclass(frozen=True)
 class WorkerSpec:
@@ -50,6 +56,10 @@ class WorkerSpec:
     stall_s: float
     grace_s: float
     max_log_bytes: int
+    # The prompt goes to the worker's stdin, never its argv: /proc/<pid>/cmdline is readable by
+    # every local user, and argv is capped at 128 KiB a string. None: stdin is /dev/null.
+    prompt: str | None = None
+    prompt_path: Path | None = None  # where the prompt is staged (removed once the worker has it)
 
 
 @dataclass
@@ -109,18 +119,26 @@ class Worker:
         should_escalate: Callable[[], bool] = lambda: False,
         clock: Callable[[], float] = time.monotonic,
     ) -> Worker:
-        """Start the worker: own session, stdin closed, stdout a pipe we drain, stderr a file."""
-        log = CappedLog(spec.stdout_path, spec.max_log_bytes)
+        """Start the worker: own session, the prompt (or nothing) on stdin, stdout a pipe we
+        drain, stderr a file."""
+        stdin = _prompt_stdin(spec)
+        try:
+            log = CappedLog(spec.stdout_path, spec.max_log_bytes)
+        except BaseException:
+            os.close(stdin)
+            raise
         try:
             stderr = os.open(spec.stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         except OSError as exc:
             log.close()
+            os.close(stdin)
             raise SpawnError(f"cannot create {spec.stderr_path}: {exc.strerror}") from None
         try:
             handle = Handle(
                 spec.argv,
                 cwd=spec.cwd,
                 env=spec.env,
+                stdin=stdin,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 policy=worker_policy(spec.grace_s),
@@ -138,6 +156,7 @@ class Worker:
             raise SpawnError(f"{spec.argv[0]}: {exc.strerror}") from None
         finally:
             os.close(stderr)
+            os.close(stdin)  # the worker holds its own copy
         if handle.proc.stdout is not None:
             os.set_blocking(handle.proc.stdout.fileno(), False)
         return cls(spec, handle, log, should_escalate, clock)
@@ -333,6 +352,42 @@ class Worker:
             log_bytes_dropped=self._log.dropped,
             disk_full=self._log.full,
         )
+
+
+def _prompt_stdin(spec: WorkerSpec) -> int:
+    """A descriptor for the worker's stdin: the prompt in a private file, else /dev/null.
+
+    A file rather than a pipe: the worker reads it at its own pace, so a large prompt can never
+    block the loop's tick on a full pipe, and no writer thread outlives a crash. The file is
+    created afresh (0600, O_EXCL, never through a symlink) and unlinked at once: the open
+    descriptor is all the worker needs, and nothing is left behind on disk.
+    """
+    if spec.prompt is None or spec.prompt_path is None:
+        return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    path = spec.prompt_path
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # a leftover of a killed daemon (unlink never follows a symlink)
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise SpawnError(
+            f"cannot stage the prompt in {path}: {exc.strerror}", exc.errno == errno.ENOSPC
+        ) from None
+    try:
+        view = memoryview(spec.prompt.encode())
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except OSError as exc:
+        os.close(fd)
+        raise SpawnError(
+            f"cannot stage the prompt in {path}: {exc.strerror}", exc.errno == errno.ENOSPC
+        ) from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return fd
 
 
 def last_line(path: Path) -> str | None:

@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""A scriptable stand-in for `claude -p PROMPT --output-format stream-json --verbose`.
+"""A scriptable stand-in for `claude -p [PROMPT] --output-format stream-json --verbose`.
+
+The prompt is read the way the real CLI reads it in print mode (both 2.1.197 and 2.1.332): a
+stdin that is not a terminal is read to its end and joined to the prompt argument, if any, as
+`arg\nstdin`; the recorded `prompt` is that joined text.
 
 Why: the supervisor must be tested against every way the real Claude Code CLI (2.1.197, see
 /work/shared/claude-cli-facts.md) ends a run, quickly and without an account. Standalone and
@@ -233,6 +237,21 @@ def describe_stdin() -> str:
         except OSError:
             return "char"
     return "other"
+
+
+def read_stdin_prompt(arg: str | None) -> str | None:
+    """The prompt as the real CLI assembles it in print mode: stdin that is not a terminal is
+    read to its end and joined to a prompt argument as ``arg\nstdin`` (stdin alone when there is
+    no argument; the argument alone when stdin is empty, /dev/null or closed)."""
+    if describe_stdin() not in ("pipe", "file", "socket"):
+        return arg
+    chunks = []
+    while chunk := os.read(0, 1 << 20):
+        chunks.append(chunk)
+    data = b"".join(chunks).decode("utf-8", "replace")
+    if not data:
+        return arg
+    return f"{arg}\n{data}" if arg else data
 
 
 def open_fds() -> dict[str, str]:
@@ -1289,6 +1308,8 @@ def preflight(opts: Options) -> int | None:
 def main() -> int:
     fds = open_fds()
     opts = Options(sys.argv[1:])
+    if opts.print_mode:
+        opts.prompt = read_stdin_prompt(opts.prompt)
     if opts.version:
         print(f"{VERSION} (Claude Code)")
         return 0

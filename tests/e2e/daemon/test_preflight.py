@@ -121,7 +121,9 @@ def test_dry_run_prints_checks_and_the_worker_command(
         assert f"[ok  ] {name}:" in out, out
     command = next(line for line in out.splitlines() if line.startswith("worker command: "))
     assert str(fake_claude.bin) in command
-    assert "-p '<prompt + protocol>'" in command
+    assert " -p --output-format stream-json --verbose" in command
+    assert "Fix the tests" not in command and "UNATTENDED_DONE" not in command
+    assert "worker stdin: the prompt + protocol (" in out
     assert "--output-format stream-json --verbose" in command
     assert "--permission-mode default --allowed-tools Bash,Write --model opus" in command
     assert f"worker cwd: {project}" in out
@@ -144,3 +146,40 @@ def test_dry_run_reports_failures_with_exit_2(
     assert "[ok  ] claude:" in out and "worker command: " in out
     assert "--permission-mode bypassPermissions" in out
     assert fake_claude.calls() == []
+
+
+def test_out_of_range_numbers_are_refused_in_one_line(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    """Issue 13 §9: `--hours inf` or 1e10 once passed validation and killed the daemon."""
+    for value in ("inf", "1e10", "1e300", "nan"):
+        err = _refused(project, hermetic_env, fake_claude, "--hours", value)
+        assert "invalid setting hours (from cli)" in err and len(err.strip().splitlines()) == 1
+    write_toml(project, max_iterations=10**9)
+    err = _refused(project, hermetic_env, fake_claude)
+    assert "invalid setting max_iterations (from unattended.toml)" in err
+
+
+def test_git_missing_from_path_is_one_line(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    env = {**hermetic_env, "PATH": str(fake_claude.bin_dir)}
+    err = _refused(project, env, fake_claude)
+    assert "git is not installed or not on PATH" in err and len(err.strip().splitlines()) == 1
+
+
+def test_dry_run_refusal_first_line_also_goes_to_stderr(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    """Issue 13 §12: the failures were on stdout only."""
+    git(project, "switch", "-q", "-c", "main", env=hermetic_env)
+    proc = run_cli(["start", *FAST, "--dry-run"], hermetic_env, cwd=project)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "[FAIL] branch: " in proc.stdout
+    assert proc.stderr.startswith("unattended: refusing to work on protected branch main")
+    assert len(proc.stderr.splitlines()) == 1
+    (project / "PROMPT.md").write_text("   \n")  # a prompt that cannot be used fails too
+    git(project, "switch", "-q", "work", env=hermetic_env)
+    proc = run_cli(["start", *FAST, "--dry-run", "--allow-dirty"], hermetic_env, cwd=project)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("unattended: the prompt (") and "is empty" in proc.stderr

@@ -175,6 +175,12 @@ def test_cli_bad_input_one_line_exit_2(run, hermetic_env: dict[str, str]) -> Non
         (["--hours", "nan"], "--hours must be a positive"),
         (["--max-iterations", "0"], "--max-iterations must be at least 1"),
         (["--max-cost-usd", "-2"], "--max-cost-usd must be a positive"),
+        # Issue 13 §9: out of any sane range (1e9 hours once overflowed the deadline: traceback).
+        (["--hours", "1e9"], "--hours must be a positive number of hours, at most 8784"),
+        (["--hours", "inf"], "not inf"),
+        (["--hours", "1e300"], "at most 8784"),
+        (["--max-iterations", "10000000"], "at most 1000000"),
+        (["--max-cost-usd", "1e300"], "at most 1000000"),
     ):
         proc = run_cli(["extend", "--project", project, *args], hermetic_env)
         assert proc.returncode == 2, (args, proc.stderr)

@@ -186,7 +186,8 @@ def test_live_spawn(project: Path, good_env: dict[str, str], fake_claude: FakeCl
     assert checks["live"].startswith("ok    live         the worker answered in ")
     call = fake_claude.calls()[-1]
     argv = call["argv"]
-    assert argv[argv.index("-p") + 1].startswith("Reply with the single word OK.")
+    assert call["prompt"].startswith("Reply with the single word OK.")
+    assert call["stdin"] == "file" and not any("Reply with" in a for a in argv)
     assert "--output-format" in argv and "stream-json" in argv
     assert call["cwd"] == str(project)
 
@@ -221,3 +222,16 @@ def test_units_from_the_old_layout_are_named_with_the_fix(
     old.write_text(render_systemd_unit(path_env="/usr/bin"))
     plist.write_bytes(render_launchd_plist(str(project), log_dir="/tmp/logs"))
     assert doctor(project, good_env)[1]["units"].startswith("ok    units")
+
+
+def test_git_missing_from_path_is_a_fail_line_naming_git(
+    project: Path, good_env: dict[str, str], fake_claude: FakeClaude
+):
+    """Issue 13 §11: it was a GitError traceback."""
+    code, checks, out = doctor(project, {**good_env, "PATH": str(fake_claude.bin_dir)})
+    assert code == 1, out
+    level, _, message = checks["git"].split(None, 2)
+    assert level == "FAIL" and message.startswith("git is not installed or not on PATH")
+    assert "fix: install git" in checks["git"]
+    assert checks["claude"].startswith("ok ")
+    assert out.splitlines()[-1] == "1 required check(s) failed (git): a run would not work"

@@ -210,3 +210,40 @@ def test_huge_output_is_capped_on_disk_and_parsed_in_full(fake_claude, repo, tmp
     assert outcome.log_bytes_dropped > 30 * 1024 * 1024
     assert rss_growth < 30 * 1024 * 1024
     assert not list(tmp_path.glob("*.tail*"))
+
+
+def test_a_200_kib_prompt_goes_on_stdin_not_on_the_command_line(fake_claude, repo, tmp_path):
+    """Issue 13 §3: the prompt is readable by every local user in /proc/<pid>/cmdline, and an
+    argv string over 128 KiB fails every spawn with E2BIG."""
+    prompt = "".join(f"line {i}: fix the failing test number {i}\n" for i in range(5000))
+    prompt = (prompt * (200 * 1024 // len(prompt) + 1))[: 200 * 1024] + "SECRET-PROMPT-END"
+    fake_claude.script([["hang"]])
+    staged = tmp_path / ".0001.prompt"
+    argv = [str(fake_claude.bin), "-p", "--output-format", "stream-json", "--verbose"]
+    worker = Worker.spawn(
+        spec_for(fake_claude, repo, tmp_path, argv=argv, prompt=prompt, prompt_path=staged)
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not fake_claude.calls():
+            assert time.monotonic() < deadline, "the fake never started"
+            worker.pump(0.1)
+        cmdline = Path(f"/proc/{worker.pid}/cmdline").read_bytes()
+        assert b"SECRET-PROMPT-END" not in cmdline and b"fix the failing" not in cmdline
+        assert not staged.exists(), "the staged prompt is unlinked once the worker has it"
+    finally:
+        worker.stop("stop")
+    call = fake_claude.calls()[0]
+    assert call["stdin"] == "file"
+    assert call["prompt"] == prompt, "the whole prompt arrives byte-exact"
+
+
+def test_staging_the_prompt_never_follows_a_planted_symlink(fake_claude, repo, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    staged = tmp_path / ".0001.prompt"
+    staged.symlink_to(victim)
+    worker = Worker.spawn(spec_for(fake_claude, repo, tmp_path, prompt="task", prompt_path=staged))
+    run_to_end(worker)
+    assert victim.read_text() == "precious\n"
+    assert fake_claude.calls()[0]["prompt"] == "task\ntask"  # argv "task" + stdin "task"
