@@ -20,6 +20,7 @@ budget_app = typer.Typer(
     help="Token budgets: check a step before starting it; reserve and record against a ledger.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
 ProjectOpt = Annotated[

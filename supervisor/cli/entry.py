@@ -37,6 +37,11 @@ def _dispatch(args: list[str]) -> int:
         from unattended.supervisor.hook.meter import run_hook
 
         return run_hook(args[2:])
+    if args in (["--version"], ["-V"]):
+        from unattended import __version__
+
+        sys.stdout.write(f"unattended {__version__}\n")
+        return 0
     # pydantic looks for plugins through importlib.metadata at import (~20 ms); we use none.
     # Set before any import of pydantic; worker_env() keeps it out of the workers' environment.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")

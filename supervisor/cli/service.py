@@ -15,6 +15,7 @@ service_app = typer.Typer(
     help="Run the daemon as a service: a systemd user unit (Linux) or a launchd agent (macOS).",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
 ProjectOpt = Annotated[
