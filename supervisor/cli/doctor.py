@@ -57,7 +57,7 @@ def run_checks(project: Path, environ: dict[str, str], live: bool) -> list:  # l
 
     settings, config = dc.load_settings(project, environ)
     claude, binary = dc.check_claude(settings, environ)
-    checks = [config, claude, dc.check_auth(environ)]
+    checks = [config, claude, dc.check_auth(environ, project)]
     checks += dc.preflight_checks(project, settings, environ)
     checks += [
         dc.check_notifications(settings, environ),

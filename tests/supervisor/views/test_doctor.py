@@ -97,10 +97,11 @@ def test_not_a_git_repo(tmp_path: Path, good_env: dict[str, str]):
 
 
 def test_authentication_sources_never_print_secrets(project: Path, hermetic_env: dict[str, str]):
-    env = {**hermetic_env, "IS_SANDBOX": "1"}
+    env = {k: v for k, v in hermetic_env.items() if k != "ANTHROPIC_API_KEY"}
+    env["IS_SANDBOX"] = "1"
     code, checks, _ = doctor(project, env)
     assert code == 1
-    assert checks["auth"].startswith("FAIL  auth         no authentication found")
+    assert checks["auth"].startswith("FAIL  auth         no Claude credentials found")
     home = Path(env["HOME"])
     (home / ".claude.json").write_text(json.dumps({"oauthAccount": {"emailAddress": SECRET}}))
     code, checks, out = doctor(project, env)
