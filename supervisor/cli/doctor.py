@@ -60,6 +60,7 @@ def run_checks(project: Path, environ: dict[str, str], live: bool) -> list:  # l
     checks = [config, claude, dc.check_auth(environ, project)]
     checks += dc.preflight_checks(project, settings, environ)
     checks += [
+        dc.check_context_source(settings, environ),
         dc.check_notifications(settings, environ),
         dc.check_inhibitor(environ),
         dc.check_service_manager(environ),

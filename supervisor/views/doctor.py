@@ -136,6 +136,22 @@ def preflight_checks(project: Path, settings: Settings, environ: Mapping[str, st
     return checks
 
 
+def check_context_source(settings: Settings, environ: Mapping[str, str]) -> Check:
+    """The meter's source, and how to switch to the API count (it needs an API credential: a
+    subscription login cannot call the count endpoint)."""
+    has_key = any(environ.get(v, "").strip() for v in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"))
+    if settings.context_source == "api":
+        if has_key:
+            return ok("api-count", "on: the hook asks the API's count_tokens endpoint")
+        fix = "export ANTHROPIC_API_KEY=..., or set context_source = \"transcript\""
+        return bad("api-count", "on, but no ANTHROPIC_API_KEY/AUTH_TOKEN", fix, False)
+    return ok(
+        "api-count",
+        "off, the meter reads the transcript (to enable: --context-source api, or "
+        "context_source = \"api\" in unattended.toml, with ANTHROPIC_API_KEY set)",
+    )
+
+
 def check_notifications(settings: Settings, environ: Mapping[str, str]) -> Check:
     from unattended.platform_adapters.notify import NotifyEvent, desktop_argv
 

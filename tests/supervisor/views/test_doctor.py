@@ -193,3 +193,15 @@ def test_live_spawn(project: Path, good_env: dict[str, str], fake_claude: FakeCl
     assert code == 1
     assert checks["live"].startswith("FAIL  live         the worker failed: Not logged in")
     assert out.splitlines()[-1] == "1 required check(s) failed (live): a run would not work"
+
+
+def test_doctor_says_how_to_enable_the_api_context_source(project: Path, hermetic_env):
+    env = {**hermetic_env, "IS_SANDBOX": "1"}
+    code, checks, _ = doctor(project, env)
+    assert "--context-source api" in checks["api-count"]
+    assert checks["api-count"].startswith("ok    api-count    off, the meter reads the transcript")
+    (project / "unattended.toml").write_text('context_source = "api"\n')
+    no_key = {k: v for k, v in env.items() if k != "ANTHROPIC_API_KEY"}
+    no_key["CLAUDE_CODE_OAUTH_TOKEN"] = "x"
+    code, checks, _ = doctor(project, no_key)
+    assert checks["api-count"].startswith("WARN  api-count    on, but no ANTHROPIC")
