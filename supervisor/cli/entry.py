@@ -73,9 +73,10 @@ def _status_fast_path(args: list[str]) -> int | None:
     path = Path(project or ".").expanduser()
     if not path.is_dir():
         return None  # typer's path gives the usual one-line error
+    from unattended.supervisor.git.top import project_top
     from unattended.supervisor.views.status import show_status
 
-    return show_status(path.resolve(), json_out)
+    return show_status(project_top(path), json_out)
 
 
 if __name__ == "__main__":
