@@ -57,7 +57,8 @@ def run_checks(project: Path, environ: dict[str, str], live: bool) -> list:  # l
 
     settings, config = dc.load_settings(project, environ)
     claude, binary = dc.check_claude(settings, environ)
-    checks = [config, claude, dc.check_auth(environ, project)]
+    where = dc.ok("project", f"{project} (the work tree's top, as `start` uses it)")
+    checks = [where, config, claude, dc.check_auth(environ, project)]
     checks += dc.preflight_checks(project, settings, environ)
     checks += [
         dc.check_context_source(settings, environ),

@@ -192,7 +192,10 @@ def test_reject_hides_for_five_runs(advised: Path, hermetic_env: dict[str, str])
     ]
     assert "context-warn" not in ids and "worker-timeout" in ids
     code, out, _ = advise(advised, hermetic_env)
-    assert out.splitlines()[-1] == "(1 rejected or applied recently: context-warn)"
+    assert out.splitlines()[-2:] == [
+        "(1 rejected or applied recently: context-warn)",
+        f"project: {advised.resolve()}",
+    ]
     for i in range(4):  # four more runs: still hidden
         write_run(advised, 10 + i, [{"pct": 90.0}, {"pct": 90.0}])
     doc = json.loads(advise(advised, hermetic_env, "--json")[1])
