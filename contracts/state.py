@@ -79,6 +79,7 @@ class RunState(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
     settings_sources: dict[str, str] = Field(default_factory=dict)
     resumed_count: int = 0
+    unattended_version: str | None = None  # the daemon's; None in states written before 0.1.0
 
     @property
     def total_tokens(self) -> int:

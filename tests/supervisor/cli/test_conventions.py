@@ -119,3 +119,21 @@ def test_completion_script_is_typers(hermetic_env: dict[str, str]) -> None:
     proc = cli(hermetic_env, "--show-completion", "bash")
     assert proc.returncode == 0
     assert "_UNATTENDED_COMPLETE=complete_bash" in proc.stdout
+
+
+def test_version_in_state_status_and_doctor(project: Path, hermetic_env: dict[str, str]) -> None:
+    import json
+
+    from tests.conftest import read_state, run_cli
+
+    none = json.loads(run_cli(["status", "--json"], hermetic_env, cwd=project).stdout)
+    assert none["cli_version"] == __version__
+    fake = run_cli(["start", "--foreground", "--allowed-tools", "Bash", "--max-iterations", "1"],
+                   hermetic_env, cwd=project)  # fmt: skip
+    assert fake.returncode in (0, 3), fake.stderr
+    assert read_state(project)["unattended_version"] == __version__
+    status = json.loads(run_cli(["status", "--json"], hermetic_env, cwd=project).stdout)
+    assert (status["unattended_version"], status["cli_version"]) == (__version__, __version__)
+    doctor = run_cli(["doctor", "--json"], hermetic_env, cwd=project)
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert checks["version"]["message"].startswith(f"unattended {__version__} (Python ")
