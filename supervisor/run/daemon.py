@@ -76,6 +76,7 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
     except (StateFileError, OSError) as exc:
         message = f"cannot start: {exc}"
         log.event(message, kind="error")
+        log.close()
         _report(ready_fd, "error " + message)
         return ExitCode.USAGE
     state: RunState = start.state
@@ -88,6 +89,7 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
     log.separator(f"run {state.run_id}")  # run.log exists once `start` returns
     log.event(start.note, kind="start")
     _report(ready_fd, f"ready {pid} {state.run_id}")
+    log.ready()  # structlog is imported here, after the handshake
     _register(req, state, log)  # after the handshake: `start` need not wait for it
 
     # The loop's modules are imported after the handshake: `start` returns without them.

@@ -117,6 +117,7 @@ def test_steps_interleave_whole_lines_with_the_daemon(hermetic_env: dict, proj: 
         "from unattended.supervisor.records.runlog import RunLog\n"
         "d = Path(sys.argv[1]) / '.unattended'\n"
         "log = RunLog(d / 'run.log', d / 'events.jsonl')\n"
+        "log.ready()\n"
         "for i in range(200): log.event('daemon line ' + 'x' * 300, iteration=1)\n"
     )
     daemon = subprocess.Popen([sys.executable, "-c", writer, str(proj)], env=hermetic_env)
