@@ -43,6 +43,23 @@ def alert_level(used: float, cap: float | None) -> AlertLevel:
     return "ok"
 
 
+_LEVEL_ORDER: tuple[AlertLevel, ...] = ("ok", "warn", "critical", "stop")
+
+
+def crossed_level(before: float, after: float, cap: float | None) -> AlertLevel | None:
+    """The alert level ``after`` reaches when it is higher than ``before``'s, else None."""
+    old, new = alert_level(before, cap), alert_level(after, cap)
+    return new if _LEVEL_ORDER.index(new) > _LEVEL_ORDER.index(old) else None
+
+
+def alert_line(level: AlertLevel, committed: int, budget: int) -> str:
+    """The line ``reserve``/``record`` print when they cross a level (the daemon's format)."""
+    return (
+        f"budget {level}: tokens at {100 * committed / budget:.0f}% "
+        f"({committed:,} of {budget:,} tokens)"
+    )
+
+
 @dataclass(frozen=True)
 class BudgetCheck:
     can_proceed: bool
