@@ -140,3 +140,17 @@ def context_band(tokens: int, window: int, warn_pct: float, stop_pct: float) -> 
     if pct >= warn_pct:
         return "warn"
     return "normal"
+
+
+def cycle_close_reason(
+    reason: str, peak_tokens: int, window: int | None, stop_pct: float, run_goes_on: bool
+) -> str:
+    """The reason on the ``Cycle N closed:`` line. An iteration the context ended (it reached
+    the stop band and the run goes on with a fresh worker) says so as the seeds do:
+    ``Token threshold exceeded: <X.X>%``; any other ending keeps the verdict's reason."""
+    if not run_goes_on or not window or window <= 0:
+        return reason
+    pct = context_percent(peak_tokens, window)
+    if round(pct, 9) < stop_pct:
+        return reason
+    return f"Token threshold exceeded: {pct:.1f}%"

@@ -158,3 +158,18 @@ def test_context_bands_other_window_and_settings() -> None:
     assert context_percent(50_000, 200_000) == 25.0
     with pytest.raises(ValueError, match="positive"):
         context_band(1, 0, 70, 85)
+
+
+def test_cycle_close_reason_says_the_context_ended_it() -> None:
+    from unattended.safety.budget import cycle_close_reason
+
+    assert cycle_close_reason("made progress", 172_000, 200_000, 85.0, True) == (
+        "Token threshold exceeded: 86.0%"
+    )
+    assert cycle_close_reason("made progress", 170_000, 200_000, 85.0, True) == (
+        "Token threshold exceeded: 85.0%"
+    )
+    assert cycle_close_reason("made progress", 169_999, 200_000, 85.0, True) == "made progress"
+    # A run that ends (done, capped...) keeps its verdict; no reading keeps it too.
+    assert cycle_close_reason("task complete", 190_000, 200_000, 85.0, False) == "task complete"
+    assert cycle_close_reason("made progress", 190_000, None, 85.0, True) == "made progress"
