@@ -137,7 +137,7 @@ def time_processes(
 
 
 def show(name: str, times: list[float]) -> None:
-    from unattended.supervisor.views.metrics import percentile
+    from unattended.safety.runway import percentile
 
     cpu = CPU_MS.get(name)
     cpu_text = f"   CPU P50 {statistics.median(cpu):5.1f} ms" if cpu else ""

@@ -94,6 +94,7 @@ class RunState(BaseModel):
     pushed_ref: str | None = None
     pr_url: str | None = None
     on_done_error: str | None = None
+    unattended_version: str | None = None  # the daemon's; None in states written before 0.1.0
 
     @property
     def total_tokens(self) -> int:

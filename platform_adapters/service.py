@@ -104,9 +104,15 @@ def resolve_project(project: str | None) -> str:
     path = Path(units.project_dir(project or os.getcwd()))
     if not path.is_dir():
         raise ServiceError(f"project directory not found: {path}")
-    if not any((parent / ".git").exists() for parent in (path, *path.parents)):
+    top = _work_tree_top(path)
+    if top is None:
         raise ServiceError(f"not inside a git work tree: {path}")
-    return str(path)
+    return str(top)
+
+
+def _work_tree_top(path: Path) -> Path | None:
+    """The work tree's top around ``path``, as ``start`` resolves the project."""
+    return next((p for p in (path, *path.parents) if os.path.lexists(p / ".git")), None)
 
 
 def _shell(argv: Sequence[str]) -> str:
@@ -209,7 +215,7 @@ def install_systemd(
     host.out(f"{'wrote' if changed else 'unchanged'}: {path}")
     reachable, why = systemd_reachable(host)
     if not reachable:
-        host.out(f"No systemd user manager reachable ({why}); nothing was started. Once one is:")
+        host.err(f"No systemd user manager reachable ({why}); nothing was started. Once one is:")
         for argv in commands:
             host.out(f"  {_shell(argv)}")
         _say_hints(host, unit, start=start, enable=enable)
@@ -223,7 +229,10 @@ def install_systemd(
             if argv[2] == "start":
                 host.err(f"see: journalctl --user -u {shlex.quote(unit)}")
             return 1
-    host.out(f"started {unit}" if start else "not started (--no-start)")
+    if start:
+        host.out(f"started {unit}")
+    else:
+        host.err("not started (--no-start): nothing is running")
     _say_hints(host, unit, start=start, enable=enable)
     return 0
 
@@ -304,6 +313,16 @@ def _launchctl(host: Host) -> str | None:
     return host.which("launchctl") if host.platform == "darwin" else None
 
 
+def launchd_domain(host: Host) -> str:
+    """``gui/<uid>`` when this user has a GUI (Aqua) session, else ``user/<uid>``: an SSH-only
+    Mac has no GUI domain to bootstrap into. Chosen at install time; off macOS, ``gui``."""
+    launchctl = _launchctl(host)
+    if launchctl is None:
+        return f"gui/{host.uid}"
+    done = host.run([launchctl, "print", f"gui/{host.uid}"])
+    return f"gui/{host.uid}" if done.ok else f"user/{host.uid}"
+
+
 def install_launchd(
     host: Host, project: str, *, print_only: bool, start: bool, enable: bool
 ) -> int:
@@ -316,7 +335,7 @@ def install_launchd(
         path_env=units.service_path(host.environ, str(host.home)),
         log_dir=str(host.launchd_log_dir),
     )
-    domain = f"gui/{host.uid}"
+    domain = launchd_domain(host)
     bootout = ["launchctl", "bootout", f"{domain}/{label}"]
     bootstrap = ["launchctl", "bootstrap", domain, str(path)]
     if print_only:
@@ -332,7 +351,7 @@ def install_launchd(
     host.out(f"{'wrote' if changed else 'unchanged'}: {path}")
     launchctl = _launchctl(host)
     if launchctl is None:
-        host.out("launchctl is not available here; nothing was started. On the Mac run:")
+        host.err("launchctl is not available here; nothing was started. On the Mac run:")
         host.out(f"  {_shell(bootstrap)}")
     elif start:
         host.run([launchctl, *bootout[1:]])  # reload a changed plist; fails harmlessly if absent
@@ -343,7 +362,9 @@ def install_launchd(
             return 1
         host.out(f"started {label} (logs: {host.launchd_log_dir})")
     else:
-        host.out(f"not started (--no-start); start it with: {_shell(bootstrap)}")
+        host.err(
+            f"not started (--no-start): nothing is running; start it with: {_shell(bootstrap)}"
+        )
     if enable:
         host.out(
             "enabled: every login starts it, and each such start begins a new run once the "
@@ -359,10 +380,12 @@ def uninstall_launchd(host: Host, project: str) -> int:
     launchctl = _launchctl(host)
     did = False
     if launchctl is not None:
-        done = host.run([launchctl, "bootout", f"gui/{host.uid}/{label}"], START_STOP_TIMEOUT_S)
-        if done.ok:
-            host.out(f"stopped {label}")
-            did = True
+        for domain in (f"gui/{host.uid}", f"user/{host.uid}"):  # wherever install put it
+            done = host.run([launchctl, "bootout", f"{domain}/{label}"], START_STOP_TIMEOUT_S)
+            if done.ok:
+                host.out(f"stopped {label} ({domain})")
+                did = True
+                break
     for directory in (host.launch_agents_dir, host.launchd_staging_dir):
         path = directory / f"{label}.plist"
         if path.exists():
@@ -406,6 +429,8 @@ def uninstall(
     """`unattended service uninstall`: stop the instance, remove what install wrote for it."""
     manager = choose_manager(systemd, launchd, host.platform)
     path = units.project_dir(project or os.getcwd())  # it may be gone already
+    top = _work_tree_top(Path(path)) if os.path.isdir(path) else None
+    path = str(top) if top is not None else path
     try:
         if manager == "systemd":
             return uninstall_systemd(host, path)

@@ -260,6 +260,8 @@ def launchd_plist(
             "PYTHONUNBUFFERED": "1",
         },
         "RunAtLoad": True,
+        # Without it launchd may treat the agent as Background and throttle its CPU and I/O.
+        "ProcessType": "Standard",
         "KeepAlive": {"SuccessfulExit": False},
         "ThrottleInterval": THROTTLE_INTERVAL_S,
         "ExitTimeOut": int(exit_timeout_s),

@@ -13,6 +13,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from unattended.safety.bands import context_percent
+
 AlertLevel = Literal["ok", "warn", "critical", "stop"]
 
 WARN_PCT = 80.0
@@ -40,6 +42,23 @@ def alert_level(used: float, cap: float | None) -> AlertLevel:
     if pct >= WARN_PCT:
         return "warn"
     return "ok"
+
+
+_LEVEL_ORDER: tuple[AlertLevel, ...] = ("ok", "warn", "critical", "stop")
+
+
+def crossed_level(before: float, after: float, cap: float | None) -> AlertLevel | None:
+    """The alert level ``after`` reaches when it is higher than ``before``'s, else None."""
+    old, new = alert_level(before, cap), alert_level(after, cap)
+    return new if _LEVEL_ORDER.index(new) > _LEVEL_ORDER.index(old) else None
+
+
+def alert_line(level: AlertLevel, committed: int, budget: int) -> str:
+    """The line ``reserve``/``record`` print when they cross a level (the daemon's format)."""
+    return (
+        f"budget {level}: tokens at {100 * committed / budget:.0f}% "
+        f"({committed:,} of {budget:,} tokens)"
+    )
 
 
 @dataclass(frozen=True)
@@ -106,3 +125,17 @@ def can_reserve(used: int, reserved: int, amount: int, budget: int) -> bool:
     if amount < 0 or budget <= 0:
         return False
     return (used + reserved + amount) * 100 < STOP_PCT * budget
+
+
+def cycle_close_reason(
+    reason: str, peak_tokens: int, window: int | None, stop_pct: float, run_goes_on: bool
+) -> str:
+    """The reason on the ``Cycle N closed:`` line. An iteration the context ended (it reached
+    the stop band and the run goes on with a fresh worker) says so as the seeds do:
+    ``Token threshold exceeded: <X.X>%``; any other ending keeps the verdict's reason."""
+    if not run_goes_on or not window or window <= 0:
+        return reason
+    pct = context_percent(peak_tokens, window)
+    if round(pct, 9) < stop_pct:
+        return reason
+    return f"Token threshold exceeded: {pct:.1f}%"

@@ -3,7 +3,9 @@ and §5 quota pacing). *Never start work you can't complete*, and never launch i
 
 Order in :func:`gate` (the first that applies wins): stop requested → iteration/hours/cost/token
 caps → runway (cost and tokens from any estimate; hours only from a ``high``-confidence one, so
-a default guess cannot end a young run) → quota pacing → storm breaker → CONTINUE.
+a default guess cannot end a young run; from 90 % of a cost or token cap the default estimate
+counts too, so the 95 % stop level is a gate, not only a check after the fact) → quota pacing →
+storm breaker → CONTINUE.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from unattended.safety.backoff import (
     utilization_pct,
     wait_or_cap,
 )
+from unattended.safety.budget import CRITICAL_PCT
 from unattended.safety.limits import Limits, RunFacts, caps, iterations_used
-from unattended.safety.runway import RunwayEstimate
+from unattended.safety.runway import RunwayEstimate, estimate_next
 from unattended.safety.verdict import Verdict, VerdictKind
 from unattended.safety.wording import span, when
 
@@ -49,6 +52,14 @@ def runway_cap(facts: RunFacts, limits: Limits, estimate: RunwayEstimate) -> Ver
             f"{when(limits.deadline)} ({estimate.basis})",
         )
     return None
+
+
+def near_a_cap(facts: RunFacts, limits: Limits) -> bool:
+    """At 90 % (critical) or more of the cost or token cap."""
+    for used, cap in ((facts.cost_usd, limits.max_cost_usd), (facts.tokens, limits.max_tokens)):
+        if cap is not None and cap > 0 and round(used / cap * 100, 9) >= CRITICAL_PCT:
+            return True
+    return False
 
 
 def quota_wait(facts: RunFacts, limits: Limits) -> Verdict | None:
@@ -102,6 +113,10 @@ def gate(
     capped = caps(facts, limits, None)
     if capped is not None:
         return capped
+    if estimate is None and near_a_cap(facts, limits):
+        # From 90 % the 95 % stop level is a gate: without evidence yet, the conservative
+        # default estimate decides (an iteration projected past 100 % is not started).
+        estimate = estimate_next((), ())
     if estimate is not None:
         short = runway_cap(facts, limits, estimate)
         if short is not None:

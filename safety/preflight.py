@@ -19,6 +19,16 @@ from unattended.contracts.settings import Settings
 
 MAX_LISTED_PATHS = 5
 
+NO_AUTH_MESSAGE = (
+    "no Claude credentials found (no ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN or "
+    "CLAUDE_CODE_OAUTH_TOKEN, no logged-in claude, no apiKeyHelper, no "
+    "CLAUDE_CODE_USE_BEDROCK/VERTEX/FOUNDRY)"
+)
+NO_AUTH_FIX = (
+    "export ANTHROPIC_API_KEY=... (or CLAUDE_CODE_OAUTH_TOKEN from `claude setup-token`), "
+    "or run `claude` once and /login"
+)
+
 
 @dataclass(frozen=True)
 class PreflightFacts:
@@ -32,6 +42,7 @@ class PreflightFacts:
     state_dir_writable: bool
     is_root: bool
     is_sandbox_env: bool  # IS_SANDBOX=1 in the environment the workers inherit
+    auth_source: str | None  # where the CLI would find a credential (no value), None: nowhere
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,13 @@ def _permissions_check(facts: PreflightFacts, settings: Settings) -> Check:
 
 
 def _claude_check(facts: PreflightFacts, settings: Settings) -> Check:
+    if facts.claude_bin_resolved is None and "/" in settings.claude_bin.replace("\\", "/"):
+        return Check(
+            "claude",
+            False,
+            f"claude binary not found: {settings.claude_bin} does not exist; install Claude "
+            f"Code there or point claude_bin at it",
+        )
     if facts.claude_bin_resolved is None:
         return Check(
             "claude",
@@ -153,11 +171,17 @@ def _claude_check(facts: PreflightFacts, settings: Settings) -> Check:
     return Check("claude", True, f"claude at {facts.claude_bin_resolved}")
 
 
+def _auth_check(facts: PreflightFacts) -> Check:
+    if facts.auth_source is None:
+        return Check("auth", False, f"{NO_AUTH_MESSAGE}: {NO_AUTH_FIX}")
+    return Check("auth", True, facts.auth_source)
+
+
 def preflight(
     facts: PreflightFacts, settings: Settings, branch_requested: str | None
 ) -> list[Check]:
     """Every applicable check, in a fixed order: git, branch, dirty, permissions, prompt,
-    claude, state-dir. ``branch_requested`` falls back to ``settings.branch``."""
+    claude, auth, state-dir. ``branch_requested`` falls back to ``settings.branch``."""
     requested = branch_requested if branch_requested is not None else settings.branch
     checks: list[Check] = []
     if not facts.in_git_repo:
@@ -171,6 +195,14 @@ def preflight(
     checks.append(_permissions_check(facts, settings))
     if facts.prompt_available:
         checks.append(Check("prompt", True, "prompt found"))
+    elif settings.prompt_file is not None:
+        checks.append(
+            Check(
+                "prompt",
+                False,
+                f"prompt file not found: {settings.prompt_file}; create it, or pass --prompt TEXT",
+            )
+        )
     else:
         checks.append(
             Check(
@@ -181,6 +213,7 @@ def preflight(
             )
         )
     checks.append(_claude_check(facts, settings))
+    checks.append(_auth_check(facts))
     if facts.state_dir_writable:
         checks.append(Check("state-dir", True, f"{STATE_DIR}/ writable"))
     else:

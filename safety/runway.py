@@ -48,12 +48,21 @@ def _samples(records: Sequence[IterationRecord], limit: int) -> list[IterationRe
     return found
 
 
-def upper_quartile(values: Iterable[float]) -> float:
-    """Nearest-rank 75th percentile (the maximum of one or two values); 0 for none."""
+def percentile(values: Iterable[float], pct: float) -> float:
+    """The nearest-rank percentile: the smallest value with at least ``pct`` % of the values at
+    or below it, i.e. the ``ceil(pct / 100 * n)``-th smallest (rank 1 at least); 0 for none.
+    P99 of 1..100 is 99, P50 of 1..4 is 2, P100 is the maximum."""
     ordered = sorted(values)
     if not ordered:
         return 0.0
-    return ordered[max(0, math.ceil(0.75 * len(ordered)) - 1)]
+    # pct * n first: exact for whole percentages, so 99 % of 100 is rank 99, not 100.
+    rank = math.ceil(pct * len(ordered) / 100)
+    return ordered[min(len(ordered), max(1, rank)) - 1]
+
+
+def upper_quartile(values: Iterable[float]) -> float:
+    """Nearest-rank 75th percentile (the maximum of one or two values); 0 for none."""
+    return percentile(values, 75)
 
 
 def _estimate(samples: list[IterationRecord], confidence: Confidence, basis: str) -> RunwayEstimate:

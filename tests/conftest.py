@@ -52,6 +52,8 @@ def hermetic_env(tmp_path: Path, fake_claude: FakeClaude) -> dict[str, str]:  # 
         GIT_COMMITTER_NAME="Test",
         GIT_COMMITTER_EMAIL="test@example.invalid",
         PYTHONPATH=str(REPO_ROOT),
+        # `start` refuses without a credential source; the fake claude never uses it.
+        ANTHROPIC_API_KEY="dummy-test-key",
     )
     return env
 

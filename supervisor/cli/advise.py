@@ -69,6 +69,7 @@ def advise(
     iterations = sum(len(r.telemetry) for r in runs)
     if json_out:
         doc = {
+            "project": str(root),
             "runs": len(runs),
             "iterations": iterations,
             "recommendations": [r.as_dict() for r in shown],
@@ -77,6 +78,7 @@ def advise(
         typer.echo(json.dumps(doc, indent=2))
         return
     typer.echo(render(shown, hidden, len(runs), iterations))
+    typer.echo(f"project: {root}")
 
 
 def render(shown: list, hidden: list[str], runs: int, iterations: int) -> str:

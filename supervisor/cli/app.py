@@ -5,22 +5,54 @@ Nothing imports this module but ``entry``."""
 from __future__ import annotations
 
 import importlib
+import os
+from typing import Annotated
 
 import typer
+
+from unattended import __version__
+from unattended.contracts.exit_codes import EXIT_CODE_MEANINGS
+
+
+def _exit_code_epilog() -> str:
+    # \b keeps click from re-wrapping the table into one paragraph.
+    rows = "\n".join(f"  {int(code)}  {meaning}" for code, meaning in EXIT_CODE_MEANINGS.items())
+    return f"Exit codes of the daemon and `start --foreground`:\n\n\b\n{rows}"
+
 
 app = typer.Typer(
     name="unattended",
     help="Keep a Claude Code worker busy on a git repository for hours, and stop it safely.",
+    epilog=_exit_code_epilog(),
     no_args_is_help=True,
-    add_completion=False,
+    # typer's own `--install-completion` / `--show-completion` for bash, zsh and fish.
+    add_completion=True,
     pretty_exceptions_enable=False,
+    # Plain click help: rich markup deleted every `[default: ...]` and cost ~half the time.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"unattended {__version__}")
+        raise typer.Exit(0)
+
 
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
     """A group even when only the command asked for is registered (typer would otherwise run
     a lone command as the whole program)."""
 
@@ -54,6 +86,8 @@ def _register_commands(args: list[str]) -> None:
     """When the first argument names a command, only that one is imported; for help, typos
     and no arguments, all of them."""
     first = args[0] if args else None
+    if os.environ.get("_UNATTENDED_COMPLETE"):
+        first = None  # completing: every command must be visible, whatever was typed
     wanted = [entry for entry in COMMANDS if entry[2] == first] or list(COMMANDS)
     for module_name, attr, name, kind in wanted:
         target = getattr(importlib.import_module(module_name), attr)

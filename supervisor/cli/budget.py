@@ -20,6 +20,7 @@ budget_app = typer.Typer(
     help="Token budgets: check a step before starting it; reserve and record against a ledger.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
 ProjectOpt = Annotated[
@@ -65,6 +66,34 @@ def _ledger_call(func, *args):  # noqa: ANN001, ANN202 - thin error wrapper
         fail(f"cannot update the budget ledger: {exc.strerror or exc}")
 
 
+def _worker_project(project: Path | None) -> Path | None:
+    """Inside a worker, its project (the daemon's variable) unless --project says otherwise."""
+    from unattended.supervisor.records.steps import ENV_PROJECT
+
+    if project is None and os.environ.get(ENV_PROJECT):
+        return Path(os.environ[ENV_PROJECT])
+    return project
+
+
+def _alert(before: int, led, json_out: bool) -> str | None:  # noqa: ANN001 - BudgetLedger
+    """The 80/90/95 % line when this change crossed a level (printed, as ``report`` shows it)."""
+    from unattended.safety.budget import alert_line, crossed_level
+
+    level = crossed_level(before, led.committed, led.budget)
+    if level is None:
+        return None
+    line = alert_line(level, led.committed, led.budget)
+    if not json_out:
+        typer.echo(line)
+    return line
+
+
+def _ledger_doc(led, **extra) -> str:  # noqa: ANN001, ANN003 - BudgetLedger, fields
+    from unattended.supervisor.records import ledger as ledgers
+
+    return json.dumps({**extra, **ledgers.report(led)}, ensure_ascii=False)
+
+
 def _summary(ledger) -> str:  # noqa: ANN001
     return (
         f"used {ledger.used:,} + reserved {ledger.reserved:,} of {ledger.budget:,} tokens "
@@ -91,16 +120,27 @@ def check(
             show_default=False,
         ),
     ] = None,
+    project: ProjectOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Pass (exit 0) when TOKENS <= threshold% of the budget, else exit 1."""
+    """Pass (exit 0) when TOKENS <= threshold% of the budget, else exit 1. The budget: --budget,
+    else the project's ledger (`budget init`), else the live model's window, else 200000."""
     from unattended.safety.budget import DEFAULT_BUDGET, budget_check, threshold_error
     from unattended.supervisor.cli.common import fail
+    from unattended.supervisor.records import ledger as ledgers
     from unattended.supervisor.records.steps import live_reading, window_for
 
     problem = threshold_error(threshold)
     if problem:
         fail(problem)
+    where = (_worker_project(project) or Path.cwd()).expanduser()
+    if budget is None and where.is_dir():  # no project yet is no ledger, not an error
+        from unattended.contracts.paths import RunPaths
+        from unattended.supervisor.git.top import project_top
+
+        led = _ledger_call(ledgers.load, RunPaths(project_top(where)))
+        if led is not None:
+            budget = led.budget
     if tokens is None:
         reading, reason = live_reading(os.environ)
         if reading is None:
@@ -118,17 +158,38 @@ def check(
 
 @budget_app.command()
 def init(
-    budget: Annotated[int, typer.Option("--budget", help="Budget in tokens.")] = 200_000,
+    budget: Annotated[
+        int | None,
+        typer.Option("--budget", help="Budget in tokens [default: 200000].", show_default=False),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Budget = this model's context window (e.g. opus[1m])."),
+    ] = None,
     project: ProjectOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Start a fresh ledger with this budget (usage and reservations at zero)."""
+    from unattended.contracts.budget import DEFAULT_BUDGET
     from unattended.supervisor.cli.common import fail
     from unattended.supervisor.records import ledger as ledgers
 
+    if budget is not None and model is not None:
+        fail("give --budget or --model, not both")
+    if model is not None:
+        from unattended.contracts.models_table import parse_model, table_window
+
+        if parse_model(model)[0] is None:
+            fail(f"unknown model {model!r}: give a Claude model (opus, claude-sonnet-4-5...)")
+        budget = table_window(model)
+    budget = DEFAULT_BUDGET if budget is None else budget
     if budget <= 0:
         fail(f"budget must be a positive number of tokens, not {budget}")
     paths = _paths(project)
-    _ledger_call(ledgers.init, paths, budget)
+    led = _ledger_call(ledgers.init, paths, budget)
+    if json_out:
+        typer.echo(_ledger_doc(led, ledger=str(paths.budget)))
+        return
     typer.echo(f"Budget ledger ready: {budget:,} tokens ({paths.budget})")
 
 
@@ -137,15 +198,23 @@ def reserve(
     tokens: Annotated[int, typer.Argument(help="Tokens to reserve.", show_default=False)],
     label: LabelOpt = None,
     project: ProjectOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Reserve TOKENS: granted (exit 0) while used + reserved + TOKENS stays below 95 %."""
     from unattended.supervisor.records import ledger as ledgers
 
     amount, name = _amount(tokens, "TOKENS"), _label(label)
-    res = _ledger_call(ledgers.reserve, _paths(project), amount, name)
+    res = _ledger_call(ledgers.reserve, _paths(_worker_project(project)), amount, name)
     led = res.ledger
+    if json_out:
+        before = led.committed - (amount if res.granted else 0)
+        alert = _alert(before, led, json_out) if res.granted else None
+        doc = _ledger_doc(led, granted=res.granted, label=name, amount=amount, alert=alert)
+        typer.echo(doc)
+        raise typer.Exit(0 if res.granted else 1)
     if res.granted:
         typer.echo(f"✅ Reserved {amount:,} tokens for {name}: {_summary(led)}")
+        _alert(led.committed - amount, led, json_out)
         raise typer.Exit(0)
     total = led.committed + amount
     typer.echo(
@@ -160,16 +229,29 @@ def reserve(
 def record(
     tokens: Annotated[int, typer.Argument(help="Tokens used.", show_default=False)],
     label: LabelOpt = None,
+    done: Annotated[
+        bool,
+        typer.Option("--done", help="The step is finished: release all of the label's reserve."),
+    ] = False,
     project: ProjectOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Add TOKENS to used, releasing up to TOKENS of the label's reservation."""
+    """Add TOKENS to used, releasing up to TOKENS of the label's reservation (all of it with
+    --done)."""
     from unattended.supervisor.records import ledger as ledgers
 
     amount, name = _amount(tokens, "TOKENS"), _label(label)
-    released, led = _ledger_call(ledgers.record, _paths(project), amount, name)
+    paths = _paths(_worker_project(project))
+    released, led = _ledger_call(ledgers.record, paths, amount, name, done)
+    before = led.committed - amount + released
+    if json_out:
+        alert = _alert(before, led, json_out)
+        typer.echo(_ledger_doc(led, label=name, amount=amount, released=released, alert=alert))
+        return
     typer.echo(
         f"Recorded {amount:,} tokens for {name} (released {released:,} reserved): {_summary(led)}"
     )
+    _alert(before, led, json_out)
 
 
 @budget_app.command()
@@ -203,9 +285,12 @@ def report(project: ProjectOpt = None, json_out: JsonOpt = False) -> None:
 
 
 @budget_app.command()
-def reset(project: ProjectOpt = None) -> None:
+def reset(project: ProjectOpt = None, json_out: JsonOpt = False) -> None:
     """Zero usage and reservations; keep the budget."""
     from unattended.supervisor.records import ledger as ledgers
 
     led = _ledger_call(ledgers.reset, _paths(project))
+    if json_out:
+        typer.echo(_ledger_doc(led))
+        return
     typer.echo(f"Budget ledger reset: {_summary(led)}")

@@ -26,10 +26,14 @@ def warn(message: str) -> None:
 
 
 def project_dir(project: Path | None) -> Path:
+    """The project as ``start`` resolves it: the top of the work tree around ``--project`` (or
+    the current directory), so a command run from ``repo/src`` sees the run ``start`` began."""
+    from unattended.supervisor.git.top import project_top
+
     path = (project or Path.cwd()).expanduser()
     if not path.is_dir():
         fail(f"project directory not found: {path}")
-    return path.resolve()
+    return project_top(path)
 
 
 def git_top(path: Path) -> tuple[Path, Path]:

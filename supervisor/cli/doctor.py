@@ -57,9 +57,16 @@ def run_checks(project: Path, environ: dict[str, str], live: bool) -> list:  # l
 
     settings, config = dc.load_settings(project, environ)
     claude, binary = dc.check_claude(settings, environ)
-    checks = [config, claude, dc.check_auth(environ)]
+    import platform
+
+    from unattended import __version__
+
+    version = dc.ok("version", f"unattended {__version__} (Python {platform.python_version()})")
+    where = dc.ok("project", f"{project} (the work tree's top, as `start` uses it)")
+    checks = [version, where, config, claude, dc.check_auth(environ, project)]
     checks += dc.preflight_checks(project, settings, environ)
     checks += [
+        dc.check_context_source(settings, environ),
         dc.check_notifications(settings, environ),
         dc.check_inhibitor(environ),
         dc.check_service_manager(environ),

@@ -37,6 +37,11 @@ def _dispatch(args: list[str]) -> int:
         from unattended.supervisor.hook.meter import run_hook
 
         return run_hook(args[2:])
+    if args in (["--version"], ["-V"]):
+        from unattended import __version__
+
+        sys.stdout.write(f"unattended {__version__}\n")
+        return 0
     # pydantic looks for plugins through importlib.metadata at import (~20 ms); we use none.
     # Set before any import of pydantic; worker_env() keeps it out of the workers' environment.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
@@ -68,9 +73,10 @@ def _status_fast_path(args: list[str]) -> int | None:
     path = Path(project or ".").expanduser()
     if not path.is_dir():
         return None  # typer's path gives the usual one-line error
+    from unattended.supervisor.git.top import project_top
     from unattended.supervisor.views.status import show_status
 
-    return show_status(path.resolve(), json_out)
+    return show_status(project_top(path), json_out)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ Every value is the run's new *total*, not an increment: ``--hours 30`` moves the
 ``started_at + 30 h``; ``--max-iterations 300`` lets the run start 300 workers in all;
 ``--max-cost-usd 8`` lets it spend $8 in all. The request is written to
 ``.unattended/control.json``; the daemon applies it at its next tick (about a second), logs it
-in run.log and records it in state.json. Exit codes: 0 requested (applied or pending), 1 no
-active run in the project, 2 bad input or an unreadable state.json.
+in run.log and records it in state.json. Exit codes: 0 requested (applied or pending), 2 no
+active run in the project, bad input or an unreadable state.json (1 stays the internal-error
+code). ``--json`` prints one document: what was asked, whether it was applied, the caps.
 """
 
 from __future__ import annotations
@@ -43,13 +44,14 @@ def extend(
         float | None,
         typer.Option("--max-cost-usd", metavar="X", help="Total USD the run may spend."),
     ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Change the caps of the live run (new totals, applied by the daemon within a second)."""
     from unattended.supervisor.cli.common import fail, project_dir
 
     _validate(hours, max_iterations, max_cost_usd)
     where = project_dir(project)
-    raise typer.Exit(_run(where, hours, max_iterations, max_cost_usd, fail))
+    raise typer.Exit(_run(where, hours, max_iterations, max_cost_usd, fail, json_out))
 
 
 def _validate(hours: float | None, max_iterations: int | None, max_cost: float | None) -> None:
@@ -75,7 +77,7 @@ def _validate(hours: float | None, max_iterations: int | None, max_cost: float |
         )
 
 
-def _run(project: Path, hours, max_iterations, max_cost, fail) -> int:  # noqa: ANN001
+def _run(project: Path, hours, max_iterations, max_cost, fail, json_out=False) -> int:  # noqa: ANN001
     from unattended.contracts.paths import RunPaths
     from unattended.contracts.state import StateFileError
     from unattended.supervisor.records.liveness import pid_is_alive
@@ -88,37 +90,62 @@ def _run(project: Path, hours, max_iterations, max_cost, fail) -> int:  # noqa: 
     except StateFileError as exc:
         fail(str(exc))
     if state is None or state.status.terminal or not pid_is_alive(state.pid, state.pid_create_time):
-        typer.echo(f"unattended: no active run in {project}: nothing to extend", err=True)
-        return 1
+        fail(f"no active run in {project}: nothing to extend (see `unattended status`)")
+    doc: dict = {"project": str(project), "run_id": state.run_id, "notes": []}
+
+    def say(text: str, note: bool = False) -> None:
+        if not json_out:
+            typer.echo(text)
+        elif note:
+            doc["notes"].append(text.removeprefix("note: "))
+
     now = datetime.now(UTC)
     if hours is not None and new_deadline(state.started_at, hours) <= now:
-        typer.echo(
+        say(
             f"note: the run started {state.started_at:%Y-%m-%dT%H:%M:%SZ}; {hours:g} hours in "
-            "all is already over, so the run will end as capped"
+            "all is already over, so the run will end as capped",
+            note=True,
         )
     if max_iterations is not None and max_iterations <= state.iteration:
-        typer.echo(
-            f"note: the run is at iteration {state.iteration}; it will end after the current one"
+        say(
+            f"note: the run is at iteration {state.iteration}; it will end after the current one",
+            note=True,
         )
     try:
         request = write_request(paths, hours, max_iterations, max_cost)
     except OSError as exc:
         fail(f"cannot write {paths.control}: {exc.strerror}")
     asked = ", ".join(f"{k} {v:g}" for k, v in request.changes().items())
-    if not wait_applied(paths, APPLY_WAIT_S):
-        typer.echo(
+    doc["requested"] = request.changes()
+    applied = wait_applied(paths, APPLY_WAIT_S)
+    doc["applied"] = applied
+    if not applied:
+        say(
             f"requested {asked}: the daemon (pid {state.pid}) will apply it at its next tick "
             f"(not yet after {APPLY_WAIT_S:g}s); check with `unattended status`"
         )
-        return 0
+        return _done(doc, json_out)
     try:
         after = read_state(paths)
     except StateFileError:
         after = None
     if after is None:
-        typer.echo(f"applied {asked}")
-        return 0
-    typer.echo(f"applied: {caps_text(after)}")
+        say(f"applied {asked}")
+        return _done(doc, json_out)
+    doc.update(
+        deadline=f"{after.deadline:%Y-%m-%dT%H:%M:%SZ}",
+        max_iterations=after.max_iterations,
+        max_cost_usd=after.settings.get("max_cost_usd"),
+    )
+    say(f"applied: {caps_text(after)}")
+    return _done(doc, json_out)
+
+
+def _done(doc: dict, json_out: bool) -> int:
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(doc))
     return 0
 
 

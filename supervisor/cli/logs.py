@@ -14,11 +14,15 @@ from unattended.supervisor.cli.common import ProjectOpt, project_dir
 from unattended.supervisor.views.status import echo
 
 
-def show_logs(project: Path, follow: bool, lines: int) -> int:
-    path = RunPaths(project).run_log
+def show_logs(project: Path, follow: bool, lines: int, json_out: bool = False) -> int:
+    """run.log for people; with ``json_out`` its machine twin events.jsonl, one JSON object a
+    line and nothing else on stdout. The project used is named on stderr."""
+    paths = RunPaths(project)
+    path = paths.events if json_out else paths.run_log
     if not path.exists() and not follow:
-        echo(f"no run.log yet in {path.parent}")
+        echo(f"unattended: no {path.name} yet in {path.parent}", err=True)
         return 0
+    echo(f"unattended: {path.name} of {project}", err=True)
     if path.exists():
         for line in _tail(path, lines):
             echo(line)
@@ -38,7 +42,9 @@ def _tail(path: Path, count: int) -> list[str]:
 
 
 def follow_file(path: Path, keep_going=lambda: True, from_end: bool = True):  # noqa: ANN001, ANN201
-    """Yield lines appended to ``path``, reopening it when it is moved or recreated (tail -F)."""
+    """Yield lines appended to ``path``, reopening it when it is moved or recreated and reading
+    it again from the start when it is truncated in place (logrotate's copytruncate), as
+    ``tail -F`` does."""
     fh = None
     ino = None
     pending = ""
@@ -60,9 +66,14 @@ def follow_file(path: Path, keep_going=lambda: True, from_end: bool = True):  # 
             yield from complete
             continue
         try:
-            if os.stat(path).st_ino != ino:
+            now = os.stat(path)
+            if now.st_ino != ino:
                 fh.close()
                 fh, from_end = None, False
+                continue
+            if now.st_size < fh.tell():  # truncated in place: what is there now is new
+                fh.seek(0)
+                pending = ""
                 continue
         except FileNotFoundError:
             fh.close()
@@ -79,12 +90,16 @@ def _follow(path: Path) -> None:
     for line in follow_file(path):
         echo(line)
 
+
 def logs(
     project: ProjectOpt = None,
     follow: Annotated[
         bool, typer.Option("-f", "--follow", help="Keep printing new lines.")
     ] = False,
     lines: Annotated[int, typer.Option("-n", "--lines", help="Lines to show.")] = 20,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="The same events as JSON lines (events.jsonl).")
+    ] = False,
 ) -> None:
-    """Print run.log (like tail; -f follows it across rotation)."""
-    raise typer.Exit(show_logs(project_dir(project), follow, lines))
+    """Print run.log (like tail; -f follows it across rotation and truncation)."""
+    raise typer.Exit(show_logs(project_dir(project), follow, lines, json_out))

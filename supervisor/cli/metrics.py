@@ -49,6 +49,8 @@ def metrics(
         typer.echo(json.dumps(data, indent=2))
         return
     typer.echo(render(data, root))
+    if data["runs"]:
+        typer.echo(f"project: {root}")
 
 
 def collect(root: Path, by: str | None, halts: bool, context: bool) -> dict[str, Any]:

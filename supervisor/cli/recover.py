@@ -6,6 +6,7 @@ the git work happens in supervisor.snapshots, imported when the command runs.
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated
 
@@ -40,6 +41,9 @@ def recover(
             "tree; existing files are never overwritten.",
         ),
     ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="With --list: the snapshots as one JSON document.")
+    ] = False,
 ) -> None:
     """List work-tree snapshots, or restore one onto a new branch."""
     from unattended.supervisor.git.facts import GitError
@@ -49,10 +53,12 @@ def recover(
         if restore is None:
             if to_branch is not None or with_ignored:
                 _fail("--to-branch and --with-ignored need --restore REF")
-            _print_list(root)
+            _print_list(root, json_out)
             return
         if list_:
             _fail("--list and --restore cannot be combined")
+        if json_out:
+            _fail("--json goes with --list")
         if not to_branch:
             _fail("--restore needs --to-branch NAME (the snapshot goes onto a new branch)")
         _restore(root, restore, to_branch, with_ignored)
@@ -65,12 +71,25 @@ def _fail(message: str) -> None:
     raise typer.Exit(EXIT_USAGE)
 
 
-def _print_list(project: Path) -> None:
+def _print_list(project: Path, json_out: bool = False) -> None:
     from unattended.supervisor.git.facts import locate_repo
     from unattended.supervisor.git.snapshots import list_snapshots
 
     top = locate_repo(project)[0]
     snaps = list_snapshots(top)
+    if json_out:
+        import json
+
+        rows = [
+            {
+                "ref": s.short_ref,
+                "date": s.date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "commit": s.commit,
+            }
+            for s in snaps
+        ]
+        typer.echo(json.dumps({"project": str(top), "snapshots": rows}))
+        return
     if not snaps:
         typer.echo(f"no snapshots in {top}")
         return

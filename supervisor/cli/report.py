@@ -33,7 +33,7 @@ def report(
         fail(str(exc), 1)
     except OSError as exc:
         fail(f"cannot write the report: {exc.strerror or exc} ({getattr(exc, 'filename', '')})")
-    typer.echo(f"wrote {md_path}")
+    typer.echo(f"wrote {md_path} (project {root})")
     if note:
         typer.echo(note)
 
@@ -42,13 +42,17 @@ def write_report(project: Path, out: Path | None, run_id: str | None) -> tuple[P
     """(path of report.md, one-line note when charts were skipped)."""
     from unattended.contracts.paths import RunPaths
     from unattended.supervisor.cli.common import warn
+    from unattended.supervisor.records.fsio import atomic_write, ensure_private_dir
     from unattended.supervisor.views.charts import MISSING_NOTE, write_charts
     from unattended.supervisor.views.report import gather_report, render_markdown
 
     data = gather_report(project, run_id, warn)
-    out_dir = out.expanduser() if out else RunPaths(project).root / "reports" / data.run.run_id
+    reports = RunPaths(project).root / "reports"
+    out_dir = out.expanduser() if out else reports / data.run.run_id
     out_dir = out_dir if out_dir.is_absolute() else Path.cwd() / out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out is None:
+        ensure_private_dir(reports)  # mkdir's parents would get the umask's 0755
+    ensure_private_dir(out_dir)
     note = None
     if data.run.telemetry:
         cap = data.settings.get("max_cost_usd")
@@ -58,5 +62,5 @@ def write_report(project: Path, out: Path | None, run_id: str | None) -> tuple[P
             note = MISSING_NOTE
             data.chart_note = note
     md_path = out_dir / "report.md"
-    md_path.write_text(render_markdown(data))
+    atomic_write(md_path, render_markdown(data))  # 0600, as the README promises
     return md_path, note

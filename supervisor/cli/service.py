@@ -15,6 +15,7 @@ service_app = typer.Typer(
     help="Run the daemon as a service: a systemd user unit (Linux) or a launchd agent (macOS).",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
 ProjectOpt = Annotated[
@@ -33,11 +34,15 @@ def _warn(text: str) -> None:
     typer.echo(text, err=True)
 
 
-def _run(action: str, **kwargs: object) -> None:
+def _run(action: str, json_out: bool = False, **kwargs: object) -> None:
+    """Run the service action; with ``json_out`` its lines become one JSON document on stdout
+    (``unit``: what ``--print`` writes; ``messages``/``notes``: its stdout/stderr lines)."""
     from unattended.platform_adapters import service
     from unattended.supervisor.cli.common import fail
 
-    host = service.make_host(_say, _warn)
+    out: list[str] = []
+    err: list[str] = []
+    host = service.make_host(out.append, err.append) if json_out else service.make_host(_say, _warn)
     try:
         code = getattr(service, action)(host, **kwargs)
     except service.ServiceError as exc:
@@ -45,6 +50,16 @@ def _run(action: str, **kwargs: object) -> None:
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         fail(f"{exc.strerror or exc}{where}", 1)
+    if json_out:
+        import json
+
+        doc: dict[str, object] = {"action": action, "exit_code": code}
+        if kwargs.get("print_only"):
+            doc["unit"] = "\n".join(out) + "\n"
+            doc["instructions"] = [line.removeprefix("# ") for line in err]
+        else:
+            doc.update(messages=out, notes=err)
+        typer.echo(json.dumps(doc))
     raise typer.Exit(code)
 
 
@@ -70,10 +85,14 @@ def install(
             "last one has ended).",
         ),
     ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON document (with --print: the unit in it).")
+    ] = False,
 ) -> None:
     """Write the service unit for a project and start it once (`start --foreground --resume`)."""
     _run(
         "install",
+        json_out=json_out,
         project=project,
         systemd=systemd,
         launchd=launchd,

@@ -206,9 +206,10 @@ def start(
     max_iterations: Annotated[
         int | None, typer.Option(help="Most workers to run [default: 200].")
     ] = None,
-    prompt: Annotated[str | None, typer.Option(help="The task, as text.")] = None,
+    prompt: Annotated[str | None, typer.Option(help="The task, as text [default: none].")] = None,
     prompt_file: Annotated[
-        str | None, typer.Option(help="The task, from a file re-read for every worker.")
+        str | None,
+        typer.Option(help="The task, from a file re-read for every worker [default: PROMPT.md]."),
     ] = None,
     worker_timeout: Annotated[
         float | None, typer.Option(help="Seconds before a worker is killed [default: 3600].")
@@ -216,48 +217,72 @@ def start(
     stall_timeout: Annotated[
         float | None, typer.Option(help="Seconds of silence and idle CPU [default: 900].")
     ] = None,
-    claude_bin: Annotated[str | None, typer.Option(help="The claude executable.")] = None,
-    model: Annotated[str | None, typer.Option(help="Worker model.")] = None,
-    permission_mode: Annotated[
-        str | None, typer.Option(help="Worker permission mode [default: bypassPermissions].")
+    claude_bin: Annotated[
+        str | None, typer.Option(help="The claude executable [default: claude].")
     ] = None,
-    allowed_tools: Annotated[str | None, typer.Option(help="Tools the worker may use.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Worker model [default: the CLI's default model].")
+    ] = None,
+    permission_mode: Annotated[
+        str | None,
+        typer.Option(
+            help="Permission mode [default: bypassPermissions; default with --allowed-tools]."
+        ),
+    ] = None,
+    allowed_tools: Annotated[
+        str | None, typer.Option(help="Tools the worker may use [default: all].")
+    ] = None,
     done_when: Annotated[
-        str | None, typer.Option(help="Shell command; exit 0 after an iteration means done.")
+        str | None,
+        typer.Option(help="Shell command; exit 0 after an iteration means done [default: none]."),
     ] = None,
     grace_seconds: Annotated[
         float | None, typer.Option(help="SIGINT → SIGKILL grace for workers [default: 10].")
     ] = None,
     branch: Annotated[
-        str | None, typer.Option(help="Check out (or create) this branch before starting.")
+        str | None,
+        typer.Option(help="Check out (or create) this branch before starting [default: stay]."),
     ] = None,
     allow_dirty: Annotated[
-        bool | None, typer.Option("--allow-dirty", help="Start on a dirty work tree.")
+        bool | None,
+        typer.Option("--allow-dirty", help="Start on a dirty work tree [default: off]."),
     ] = None,
     on_limit: Annotated[
-        str | None, typer.Option(help="On a usage limit: wait (default) or stop.")
+        str | None, typer.Option(help="On a usage limit: wait or stop [default: wait].")
     ] = None,
-    max_cost_usd: Annotated[float | None, typer.Option(help="Cost cap in USD.")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Token cap.")] = None,
+    max_cost_usd: Annotated[
+        float | None, typer.Option(help="Cost cap in USD [default: none].")
+    ] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Token cap [default: none].")] = None,
     session_policy: Annotated[
-        str | None, typer.Option(help="auto (default), fresh or continue.")
+        str | None, typer.Option(help="auto, fresh or continue [default: auto].")
     ] = None,
-    context_source: Annotated[str | None, typer.Option(help="transcript or api.")] = None,
+    context_source: Annotated[
+        str | None,
+        typer.Option(
+            help="transcript or api (api: see `unattended doctor`) [default: transcript]."
+        ),
+    ] = None,
     escalate_model: Annotated[
-        str | None, typer.Option(help="Stronger model to escalate to.")
+        str | None, typer.Option(help="Stronger model to escalate to [default: none].")
     ] = None,
     escalate_after: Annotated[
-        int | None, typer.Option(help="Failed/no-progress iterations before escalating.")
+        int | None,
+        typer.Option(help="Failed/no-progress iterations before escalating [default: none]."),
     ] = None,
     max_quota_pct: Annotated[
-        float | None, typer.Option(help="Wait when subscription quota use reaches this %.")
+        float | None,
+        typer.Option(help="Wait when subscription quota use reaches this % [default: no limit]."),
     ] = None,
-    notify_cmd: Annotated[str | None, typer.Option(help="Shell command run on outcomes.")] = None,
+    notify_cmd: Annotated[
+        str | None, typer.Option(help="Shell command run on outcomes [default: none].")
+    ] = None,
     on_done: Annotated[
-        str | None, typer.Option(help="At the end: print (default), push, or pr.")
+        str | None, typer.Option(help="At the end: print, push, or pr [default: print].")
     ] = None,
     on_done_also: Annotated[
-        str | None, typer.Option(help="Also push on these endings: capped,stuck,blocked.")
+        str | None,
+        typer.Option(help="Also push on these endings: capped,stuck,blocked [default: none]."),
     ] = None,
     remote: Annotated[
         str | None, typer.Option(help="Remote to push to [default: upstream, else origin].")
@@ -266,7 +291,7 @@ def start(
         str | None, typer.Option(help="github or gitlab [default: from the remote URL].")
     ] = None,
     metrics_textfile: Annotated[
-        str | None, typer.Option(help="Rewrite this .prom file for node_exporter at every change.")
+        str | None, typer.Option(help="Rewrite this .prom file for node_exporter [default: none].")
     ] = None,
     foreground: Annotated[
         bool, typer.Option("--foreground", help="Run the loop in this process.")

@@ -20,9 +20,20 @@ STATUSES = ("OK", "NOK")
 
 def step(
     complete: Annotated[
-        int, typer.Option("--complete", help="Number of the step just completed.", min=0)
-    ],
-    desc: Annotated[str, typer.Option("--desc", help="What the step did.")],
+        int | None,
+        typer.Option(
+            "--complete", "--step-complete", help="Number of the step just completed.", min=0
+        ),
+    ] = None,
+    desc: Annotated[
+        str | None, typer.Option("--desc", "--step-desc", help="What the step did.")
+    ] = None,
+    cycle_end: Annotated[
+        str | None,
+        typer.Option(
+            "--cycle-end", help="Close this cycle (iteration) with REASON.", metavar="REASON"
+        ),
+    ] = None,
     status: Annotated[str, typer.Option("--status", help="OK or NOK.")] = "OK",
     action: Annotated[
         str | None,
@@ -39,11 +50,19 @@ def step(
         ),
     ] = None,
 ) -> None:
-    """Record a completed step in run.log and the iteration's record."""
+    """Record a completed step (or a cycle's close) in run.log and the iteration's record."""
     from unattended.contracts.paths import RunPaths
     from unattended.supervisor.cli.common import fail, project_dir
     from unattended.supervisor.records import steps
 
+    reason = " ".join((cycle_end or "").split())
+    if cycle_end is not None and not reason:
+        fail("--cycle-end needs a REASON")
+    if complete is None and desc is None and cycle_end is not None:
+        _close_cycle(project, reason)
+        return
+    if complete is None or desc is None:
+        fail("give --complete N --desc TEXT (and/or --cycle-end REASON)")
     state = status.strip().upper()
     if state not in STATUSES:
         fail(f"--status must be OK or NOK, not {status!r}")
@@ -65,7 +84,7 @@ def step(
         project = Path(os.environ[steps.ENV_PROJECT])
     paths = RunPaths(project_dir(project))
     iteration = steps.current_iteration(os.environ)
-    line = steps.step_line(complete, percent, state, done_action)
+    line = steps.step_line(complete, percent, state, done_action, text)
     now = steps.timestamp()
     try:
         steps.append_run_log(paths, steps.log_prefix(iteration, now) + line)
@@ -85,4 +104,27 @@ def step(
         )
     except OSError as exc:
         fail(f"cannot record the step in {paths.root}: {exc.strerror or exc}")
+    typer.echo(line)
+    if reason:
+        _close_cycle(project, reason)
+
+
+def _close_cycle(project: Path | None, reason: str) -> None:
+    """``Cycle <N> closed: <reason>`` in run.log, and a close record beside the steps."""
+    from unattended.contracts.paths import RunPaths
+    from unattended.supervisor.cli.common import fail, project_dir
+    from unattended.supervisor.records import steps
+
+    if project is None and os.environ.get(steps.ENV_PROJECT):
+        project = Path(os.environ[steps.ENV_PROJECT])
+    paths = RunPaths(project_dir(project))
+    iteration = steps.current_iteration(os.environ)
+    now = steps.timestamp()
+    try:
+        number = steps.next_cycle(paths, iteration)
+        line = steps.cycle_line(number, reason)
+        steps.append_run_log(paths, steps.log_prefix(iteration, now) + line)
+        steps.record_step(paths, iteration, {"cycle_end": reason, "cycle": number, "time": now})
+    except OSError as exc:
+        fail(f"cannot record the cycle close in {paths.root}: {exc.strerror or exc}")
     typer.echo(line)

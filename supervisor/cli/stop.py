@@ -4,32 +4,56 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import signal
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from unattended.contracts.paths import RunPaths
-from unattended.supervisor.cli.common import ProjectOpt, project_dir
+from unattended.supervisor.cli.common import ProjectOpt, fail, project_dir
 from unattended.supervisor.run.registry import list_runs
 from unattended.supervisor.views.status import StatusError, echo, load_run_state
 
 
-def request_stop(project: Path, now: bool, wait: bool, timeout: float | None) -> int:
+def request_stop(
+    project: Path,
+    now: bool,
+    wait: bool,
+    timeout: float | None,
+    *,
+    json_out: bool = False,
+    name_project: bool = True,
+) -> int:
+    """Ask the run in ``project`` to stop. Human lines name the project (``--all`` prefixes its
+    own); with ``json_out`` stdout gets one JSON document and the waiting lines go to stderr."""
     from unattended.supervisor.records.liveness import pid_is_alive
 
     paths = RunPaths(project)
+    where = f" in {project}" if name_project else ""
+    doc: dict[str, Any] = {"project": str(project), "active": False, "requested": None}
+
+    def say(text: str) -> None:
+        if not json_out:
+            echo(text)
+
+    def done(code: int) -> int:
+        if json_out:
+            echo(json.dumps(doc))
+        return code
+
     try:
         state = load_run_state(project)
     except StatusError as exc:
         echo(f"unattended: {exc}", err=True)
         return 2
     if state is None or state.status.terminal or not pid_is_alive(state.pid, state.pid_create_time):
-        echo("no active run")
-        return 0
+        say(f"no active run{where}")
+        return done(0)
+    doc.update(active=True, run_id=state.run_id, pid=state.pid)
     if now:
         if not _holds_the_lock(project, state.pid):
             echo(
@@ -41,26 +65,50 @@ def request_stop(project: Path, now: bool, wait: bool, timeout: float | None) ->
         try:
             os.kill(state.pid, signal.SIGTERM)
         except ProcessLookupError:
-            echo("no active run")
-            return 0
-        echo(f"stopping now: sent SIGTERM to daemon pid {state.pid}")
+            doc["active"] = False
+            say(f"no active run{where}")
+            return done(0)
+        doc["requested"] = "now"
+        say(f"stopping now: sent SIGTERM to daemon pid {state.pid}{where}")
     else:
         paths.stop.touch()
-        echo("stop requested: the run ends after the current iteration")
+        doc["requested"] = "after_iteration"
+        say(f"stop requested{where}: the run ends after the current iteration")
     if not wait:
-        return 0
-    end = None if timeout is None else time.monotonic() + timeout
-    while pid_is_alive(state.pid, state.pid_create_time):
-        if end is not None and time.monotonic() >= end:
-            echo(f"the daemon (pid {state.pid}) is still running after {timeout:g}s", err=True)
-            return 1
-        time.sleep(0.1)
+        return done(0)
+    code = _wait_one(project, state, timeout, progress=lambda line: echo(line, err=json_out))
+    doc["timed_out"] = code != 0
     try:
         final = load_run_state(project)
     except StatusError:
         final = None
-    if final is not None:
-        echo(f"final status: {final.status.value}: {final.stop_reason or ''}".rstrip(": "))
+    if code == 0 and final is not None:
+        doc.update(final_status=final.status.value, stop_reason=final.stop_reason)
+        say(f"final status: {final.status.value}: {final.stop_reason or ''}".rstrip(": "))
+    return done(code)
+
+
+def _wait_one(project: Path, state: Any, timeout: float | None, progress: Any) -> int:
+    """Wait for the daemon to exit, saying what it waits for: one line per change of the run's
+    status, iteration or worker (plain lines, no colour or spinner: they read the same in a
+    terminal, a pipe and a log). Exit 1 when it still runs after ``timeout`` seconds."""
+    from unattended.supervisor.records.liveness import pid_is_alive
+
+    end = None if timeout is None else time.monotonic() + timeout
+    shown = None
+    while pid_is_alive(state.pid, state.pid_create_time):
+        try:
+            current = load_run_state(project) or state
+        except StatusError:
+            current = state
+        seen = (current.status.value, current.iteration, current.worker_pid)
+        if seen != shown:
+            shown = seen
+            progress(_waiting_line(current))
+        if end is not None and time.monotonic() >= end:
+            echo(f"the daemon (pid {state.pid}) is still running after {timeout:g}s", err=True)
+            return 1
+        time.sleep(0.2)
     return 0
 
 
@@ -82,6 +130,16 @@ def _holds_the_lock(project: Path, pid: int | None) -> bool:
     return False
 
 
+def _waiting_line(state: Any) -> str:
+    worker = (
+        f"worker pid {state.worker_pid} still running" if state.worker_pid else "no worker running"
+    )
+    return (
+        f"waiting for daemon pid {state.pid} to exit: {state.status.value}, "
+        f"iteration {state.iteration}, {worker}"
+    )
+
+
 def stop_all(now: bool, wait: bool, timeout: float | None, *, root: Path | None = None) -> int:
     """``unattended stop --all``: ask every live run of this user to stop.
 
@@ -100,7 +158,7 @@ def stop_all(now: bool, wait: bool, timeout: float | None, *, root: Path | None 
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
             try:
-                rc = request_stop(Path(row.project), now, False, None)
+                rc = request_stop(Path(row.project), now, False, None, name_project=False)
             except typer.Exit as exc:  # e.g. an unreadable state.json: go on with the others
                 rc = exc.exit_code
         said = "; ".join(line for line in buffer.getvalue().splitlines() if line.strip())
@@ -157,8 +215,14 @@ def stop(
     all_runs: Annotated[
         bool, typer.Option("--all", help="Stop every run of this user (see `unattended ps`).")
     ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON document: what was asked, the outcome.")
+    ] = False,
 ) -> None:
     """Ask the run to stop: after the current iteration, or --now."""
     if all_runs:
+        if json_out:
+            fail("--json is for one run; see `unattended ps --json` for every run")
         raise typer.Exit(stop_all(now, wait, timeout))
-    raise typer.Exit(request_stop(project_dir(project), now, wait, timeout))
+    code = request_stop(project_dir(project), now, wait, timeout, json_out=json_out)
+    raise typer.Exit(code)

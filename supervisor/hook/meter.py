@@ -3,7 +3,7 @@
 Claude Code runs this after every tool call of every worker (a PostToolUse hook given through
 ``--settings``), so it is dispatched from ``supervisor.entry`` before the CLI framework loads,
 and imports only ``os``, ``sys``, ``time``, ``fcntl`` and the C half of ``json``: typer,
-pydantic and ``anthropic`` cost 60-1,100 ms to import. It reads only the tail of the
+pydantic and rich cost 60-200 ms to import. It reads only the tail of the
 transcript. ``supervisor/hook_script.py`` runs it under ``python -I -S``, skipping ``site`` and
 never putting the worker's directory on ``sys.path``: see
 ``supervisor.worker_settings.hook_command``.

@@ -99,12 +99,14 @@ def reserve(paths: RunPaths, amount: int, label: str) -> Reservation:
     return Reservation(granted, amount, label, ledger)
 
 
-def record(paths: RunPaths, amount: int, label: str) -> tuple[int, BudgetLedger]:
-    """Add ``amount`` to used and release up to ``amount`` of the label's reservation;
-    returns (tokens released, ledger)."""
+def record(
+    paths: RunPaths, amount: int, label: str, done: bool = False
+) -> tuple[int, BudgetLedger]:
+    """Add ``amount`` to used and release up to ``amount`` of the label's reservation, or all
+    of it when ``done`` (the step finished under its estimate); returns (released, ledger)."""
     with locked(paths) as (ledger, _existed):
         entry = ledger.label(label)
-        released = min(amount, entry.reserved)
+        released = entry.reserved if done else min(amount, entry.reserved)
         entry.reserved -= released
         entry.used += amount
         ledger.reserved = max(0, ledger.reserved - released)

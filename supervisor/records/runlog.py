@@ -1,19 +1,28 @@
-"""``run.log`` for people and ``events.jsonl`` for machines, written side by side.
+"""``run.log`` for people and ``events.jsonl`` for machines: one event dict, rendered twice by
+structlog (a human line and a JSON line).
 
-Lines are flushed as written; the file is reopened when it was moved or removed (logrotate,
-``git clean``), so ``tail -F`` keeps working. The daemon never truncates it.
+structlog costs 0.1-0.2 s to import, so it is imported only once the daemon has answered
+``start``'s readiness handshake (``RunLog.ready``); events logged before that are kept in memory
+with their own time and written then (``run.log`` itself is created at once, so it exists when
+``start`` returns). Lines are appended with one ``O_APPEND`` write each, so they land whole
+beside other appenders (``unattended step``); the file is reopened when it was moved or removed
+(logrotate, ``git clean``), so ``tail -F`` keeps working. The daemon never truncates it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from unattended.contracts.timefmt import from_epoch, utc_iso
 from unattended.supervisor.records.fsio import PRIVATE_FILE_MODE, ensure_private_dir, sys_calls
+
+# Keys of the event dict that steer rendering and are not part of the JSON record.
+_HUMAN_ONLY = "_human_only"  # the separator line between runs
+_MACHINE_ONLY = "_machine_only"  # fine-grained records (worker_exit...)
+_SEPARATOR = "_separator"
 
 
 class _ReopeningFile:
@@ -46,6 +55,9 @@ class _ReopeningFile:
             return self._open()
         return self._fd
 
+    def touch(self) -> None:
+        self._current_fd()
+
     def write(self, text: str) -> None:
         sys_calls.write(self._current_fd(), text.encode())
 
@@ -55,48 +67,133 @@ class _ReopeningFile:
             self._fd = None
 
 
+class _LineLogger:
+    """structlog's logger at the end of a chain: each rendered event is one appended line."""
+
+    def __init__(self, file: _ReopeningFile) -> None:
+        self.file = file
+
+    def msg(self, line: str) -> None:
+        self.file.write(line + "\n")
+
+
+def _human_line(_logger: Any, _method: str, event: dict[str, Any]) -> str:
+    """``<time> [iter N ]<message>``, or the ``----- run X -----`` separator."""
+    if _SEPARATOR in event:
+        return f"----- {event[_SEPARATOR]} -----"
+    iteration = event.get("iteration")
+    prefix = f"{event['time']} iter {iteration} " if iteration else f"{event['time']} "
+    return prefix + event["message"]
+
+
+def _skip(flag: str) -> Any:
+    def processor(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+        import structlog
+
+        if event.get(flag):
+            raise structlog.DropEvent
+        return event
+
+    return processor
+
+
+def _json_fields(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    event.pop(_MACHINE_ONLY, None)
+    return event
+
+
+def _loggers(human: _ReopeningFile, machine: _ReopeningFile) -> tuple[Any, Any]:
+    import json
+
+    import structlog
+
+    to_human = structlog.wrap_logger(
+        _LineLogger(human),
+        processors=[_skip(_MACHINE_ONLY), _human_line],
+        wrapper_class=structlog.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    to_machine = structlog.wrap_logger(
+        _LineLogger(machine),
+        processors=[
+            _skip(_HUMAN_ONLY),
+            _json_fields,
+            structlog.processors.JSONRenderer(serializer=json.dumps, default=str),
+        ],
+        wrapper_class=structlog.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    return to_human, to_machine
+
+
 class RunLog:
-    """One human line and one JSON record per event."""
+    """One event dict per event: a human line in run.log and a JSON record in events.jsonl."""
 
     def __init__(self, run_log: Path, events: Path, run_id: str | None = None) -> None:
         self._human = _ReopeningFile(run_log)
         self._machine = _ReopeningFile(events)
         self.run_id = run_id
         self.echo: Any = None  # optional callable(str) for foreground runs
+        self._pending: list[dict[str, Any]] | None = []  # None once structlog renders
+        self._to_human: Any = None
+        self._to_machine: Any = None
+
+    def ready(self) -> None:
+        """Past the readiness handshake: import structlog and write what was kept."""
+        if self._pending is None:
+            return
+        pending, self._pending = self._pending, None
+        with contextlib.suppress(OSError):
+            self._to_human, self._to_machine = _loggers(self._human, self._machine)
+        for event in pending:
+            self._write(event)
+
+    def _record(self, event: dict[str, Any]) -> None:
+        if self._pending is not None:
+            with contextlib.suppress(OSError):
+                self._human.touch()  # run.log exists once `start` returns
+            self._pending.append(event)
+            return
+        self._write(event)
+
+    def _write(self, event: dict[str, Any]) -> None:
+        # A log line must never take the run down; the state file is the source of truth.
+        if self._to_human is None:
+            return
+        with contextlib.suppress(OSError):
+            self._to_human.msg(**event)
+        with contextlib.suppress(OSError):
+            self._to_machine.msg(**event)
+
+    def _base(self, kind: str, iteration: int | None) -> dict[str, Any]:
+        epoch = sys_calls.time()
+        return {
+            "time": utc_iso(from_epoch(epoch)),
+            "epoch": round(epoch, 3),
+            "run_id": self.run_id,
+            "kind": kind,
+            "iteration": iteration,
+        }
 
     def event(
         self, message: str, *, iteration: int | None = None, kind: str = "info", **fields: Any
     ) -> None:
-        epoch = sys_calls.time()
-        now = utc_iso(from_epoch(epoch))
-        prefix = f"{now} iter {iteration} " if iteration else f"{now} "
-        line = prefix + message
-        try:
-            self._human.write(line + "\n")
-            record = {"time": now, "epoch": round(epoch, 3), "run_id": self.run_id}
-            record.update(kind=kind, iteration=iteration)
-            record.update(fields)
-            record["message"] = message
-            self._machine.write(json.dumps(record, default=str) + "\n")
-        except OSError:
-            # A log line must never take the run down; the state file is the source of truth.
-            pass
+        event = self._base(kind, iteration)
+        event.update(fields)
+        event["message"] = message
+        self._record(event)
         if self.echo is not None:
-            self.echo(line)
+            self.echo(_human_line(None, "", event))
 
     def machine(self, kind: str, iteration: int | None = None, **fields: Any) -> None:
         """A record for machines only (too fine-grained for people reading run.log)."""
-        epoch = sys_calls.time()
-        record = {"time": utc_iso(from_epoch(epoch)), "epoch": round(epoch, 3)}
-        record.update(run_id=self.run_id, kind=kind, iteration=iteration, **fields)
-        with contextlib.suppress(OSError):
-            self._machine.write(json.dumps(record, default=str) + "\n")
+        self._record({**self._base(kind, iteration), **fields, _MACHINE_ONLY: True})
 
     def separator(self, text: str) -> None:
-        with contextlib.suppress(OSError):
-            self._human.write(f"----- {text} -----\n")
+        self._record({_SEPARATOR: text, _HUMAN_ONLY: True})
 
     def close(self) -> None:
+        self.ready()  # an early end (cannot start) still leaves its lines
         self._human.close()
         self._machine.close()
 

@@ -127,13 +127,28 @@ def record_step(paths: RunPaths, iteration: int | None, item: dict[str, Any]) ->
     return target
 
 
-def step_line(number: int, percent: float, status: str, action: str) -> str:
-    return f"Step {number} completed: Tokens: {percent:.1f}%; Status: {status}, {action}"
+def step_line(number: int, percent: float, status: str, action: str, desc: str = "") -> str:
+    """The seed's line, exactly, then `` — <desc>`` when there is a description."""
+    line = f"Step {number} completed: Tokens: {percent:.1f}%; Status: {status}, {action}"
+    return f"{line} — {desc}" if desc else line
+
+
+def cycle_line(number: int, reason: str) -> str:
+    return f"Cycle {number} closed: {reason}"
+
+
+def next_cycle(paths: RunPaths, iteration: int | None) -> int:
+    """The cycle a worker closes: its iteration, else one more than the closes recorded."""
+    if iteration is not None:
+        return iteration
+    return 1 + sum(1 for item in read_steps(paths, None) if "cycle_end" in item)
 
 
 __all__ = [
     "append_run_log",
     "current_iteration",
+    "cycle_line",
+    "next_cycle",
     "live_reading",
     "log_prefix",
     "read_steps",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from unattended import __version__
 from unattended.contracts.paths import RunPaths
 from unattended.contracts.settings import Settings
 from unattended.contracts.state import RunState, StateFileError
@@ -132,6 +133,7 @@ def begin_run(
                 "worker_started_at": None,
                 "descendants": [],
                 "resumed_count": old.resumed_count + 1,
+                "unattended_version": __version__,
                 "max_iterations": settings.max_iterations,
                 "settings": settings.model_dump(mode="json"),
                 "settings_sources": sources,
@@ -159,6 +161,7 @@ def begin_run(
         model=settings.model,
         settings=settings.model_dump(mode="json"),
         settings_sources=sources,
+        unattended_version=__version__,
     )
     note = f"new run {run_id}"
     if leftover:

@@ -111,6 +111,7 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
     log.separator(f"run {state.run_id}")  # run.log exists once `start` returns
     log.event(start.note, kind="start")
     _report(ready_fd, f"ready {pid} {state.run_id}")
+    log.ready()  # structlog is imported here, after the handshake
     _register(req, state, log)  # after the handshake: `start` need not wait for it
 
     # The loop's modules are imported after the handshake: `start` returns without them.
@@ -204,6 +205,7 @@ def _not_started(log: RunLog, ready_fd: int | None, code: int, message: str) -> 
     """The run never began: say why where the user looks (`start`'s stderr), and in run.log
     when it can still be written."""
     log.event(message, kind="error")
+    log.close()
     if ready_fd is None:  # --foreground: this process is the one the user ran
         print(f"unattended: {message}", file=sys.stderr, flush=True)
     _report(ready_fd, f"error {int(code)} {message}")

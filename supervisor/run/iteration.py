@@ -5,6 +5,8 @@ Gathers facts only; deciding what they mean is ``safety``'s job.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,7 +60,23 @@ def worker_env(
     env[ENV_PROJECT] = str(project)
     env[ENV_RUN_ID] = run_id
     env[ENV_ITERATION] = str(number)
+    _reachable_cli(env)
     return env
+
+
+def _reachable_cli(env: dict[str, str]) -> None:
+    """The protocol tells workers to run `unattended budget check` and `unattended step`: when
+    `unattended` is not on the worker's PATH (started as <venv>/bin/unattended), append the
+    directory of this installation's script, after everything the user chose."""
+    import shutil
+    import sys
+
+    path = env.get("PATH", os.defpath)
+    if shutil.which("unattended", path=path):
+        return
+    bin_dir = Path(sys.executable).parent
+    if (bin_dir / "unattended").is_file():
+        env["PATH"] = f"{path}{os.pathsep}{bin_dir}" if path else str(bin_dir)
 
 
 def git_point(
@@ -96,7 +114,6 @@ def run_done_when(
     """--done-when: a shell command in the project; exit 0 means the task is done. The loop's
     tick goes on while it runs; past ``timeout_s`` or when ``abort()`` (a stop) says so, its
     whole tree is ended, what it detached included, and it counts as not done."""
-    import subprocess
 
     from unattended.platform_adapters import process
 

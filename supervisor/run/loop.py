@@ -358,7 +358,16 @@ class RelayLoop(LoopEffects):
             outcome=outcome.value,
             verdict=verdict.kind.value,
         )
-        self._log(f"Cycle {record.number} closed: {verdict.reason}", kind="cycle")
+        from unattended.safety.budget import cycle_close_reason
+
+        closed = cycle_close_reason(
+            verdict.reason,
+            record.context_peak_tokens,
+            record.context_window,
+            ctx.settings.context_stop_pct,
+            not verdict.terminal,
+        )
+        self._log(f"Cycle {record.number} closed: {closed}", kind="cycle")
         status = RunStatus.WAITING if not verdict.terminal else st.status
         self._set(status)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from unattended.contracts.paths import RunPaths
 from unattended.contracts.settings import Settings
+from unattended.supervisor.run.auth import auth_source
 from unattended.supervisor.run.prompt import PromptSource, prompt_source
 
 
@@ -59,5 +60,6 @@ def gather(project: Path, settings: Settings, environ: dict[str, str]) -> Gather
         state_dir_writable=_writable(RunPaths(project)),
         is_root=hasattr(os, "geteuid") and os.geteuid() == 0,
         is_sandbox_env=environ.get("IS_SANDBOX") == "1",
+        auth_source=auth_source(environ, project),
     )
     return Gathered(facts, source, binary)

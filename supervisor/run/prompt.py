@@ -25,6 +25,9 @@ steps and commit each step with git: progress is judged only by what git shows.
   {BLOCKED_MARKER}: <one-sentence reason>
 - Otherwise just stop when you have made a solid step; another worker will continue.
 Do not ask questions: decide, note the decision in the commit message, and go on.
+Token budget: before a large step run `unattended budget check`; if it fails, do not start the
+step: commit and stop. After each finished step run
+`unattended step --complete N --desc "<what it did>"` (it reads your tokens itself).
 """
 
 CONTINUATION = (

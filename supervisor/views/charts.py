@@ -104,6 +104,12 @@ def _save(fig, path: Path) -> Path:  # noqa: ANN001 - matplotlib Figure, importe
 
     for ax in fig.axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    import io
+
+    from unattended.supervisor.records.fsio import atomic_write
+
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    atomic_write(path, png.getvalue())  # 0600, like everything under .unattended/
     return path

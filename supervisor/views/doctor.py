@@ -8,7 +8,6 @@ message: authentication is judged by the presence of a variable or a file, not i
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -83,31 +82,15 @@ def check_claude(settings: Settings, environ: Mapping[str, str]) -> tuple[Check,
     return ok("claude", f"{version} at {binary}", True), binary
 
 
-def check_auth(environ: Mapping[str, str]) -> Check:
-    """Presence only: a variable set, or a logged-in CLI's files. Values are never read out."""
-    for var in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN"):
-        if environ.get(var, "").strip():
-            return ok("auth", f"{var} is set in the environment", True)
-    home = Path(environ.get("HOME") or os.path.expanduser("~"))
-    config_dir = Path(environ["CLAUDE_CONFIG_DIR"]) if environ.get("CLAUDE_CONFIG_DIR") else None
-    creds = [p / ".credentials.json" for p in (config_dir, home / ".claude") if p is not None]
-    for path in creds:
-        if path.is_file() and path.stat().st_size > 2:
-            return ok("auth", f"logged in ({path} present)", True)
-    for path in [p / ".claude.json" for p in (config_dir, home) if p is not None]:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict) and data.get("oauthAccount"):
-            return ok("auth", f"logged in (oauthAccount in {path})", True)
-    return bad(
-        "auth",
-        "no authentication found: no ANTHROPIC_API_KEY / CLAUDE_CODE_OAUTH_TOKEN, no logged-in CLI",
-        "export ANTHROPIC_API_KEY=... (or CLAUDE_CODE_OAUTH_TOKEN from `claude setup-token`), "
-        "or run `claude` once and /login",
-        True,
-    )
+def check_auth(environ: Mapping[str, str], project: Path | None = None) -> Check:
+    """Presence only (``supervisor.run.auth``): the same finding ``start`` refuses without."""
+    from unattended.safety.preflight import NO_AUTH_FIX, NO_AUTH_MESSAGE
+    from unattended.supervisor.run.auth import auth_source
+
+    source = auth_source(environ, project)
+    if source is None:
+        return bad("auth", NO_AUTH_MESSAGE, NO_AUTH_FIX, True)
+    return ok("auth", source, True)
 
 
 _PREFLIGHT_LEVELS = {
@@ -168,6 +151,22 @@ def check_forge(project: Path, settings: Settings, environ: Mapping[str, str]) -
         return ok("forge", result.message)
     message, _, fix = result.message.rpartition(": ")
     return bad("forge", message or result.message, fix or "see unattended start --help", True)
+
+
+def check_context_source(settings: Settings, environ: Mapping[str, str]) -> Check:
+    """The meter's source, and how to switch to the API count (it needs an API credential: a
+    subscription login cannot call the count endpoint)."""
+    has_key = any(environ.get(v, "").strip() for v in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"))
+    if settings.context_source == "api":
+        if has_key:
+            return ok("api-count", "on: the hook asks the API's count_tokens endpoint")
+        fix = "export ANTHROPIC_API_KEY=..., or set context_source = \"transcript\""
+        return bad("api-count", "on, but no ANTHROPIC_API_KEY/AUTH_TOKEN", fix, False)
+    return ok(
+        "api-count",
+        "off, the meter reads the transcript (to enable: --context-source api, or "
+        "context_source = \"api\" in unattended.toml, with ANTHROPIC_API_KEY set)",
+    )
 
 
 def check_notifications(settings: Settings, environ: Mapping[str, str]) -> Check:

@@ -158,11 +158,3 @@ def band_counts(lines: Iterable[TelemetryLine]) -> dict[str, int]:
     ordered.update(sorted(counts.items()))
     return ordered
 
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile; 0.0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(pct / 100.0 * len(ordered) + 0.5)))
-    return ordered[rank - 1]

@@ -7,6 +7,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from unattended import __version__
 from unattended.contracts.paths import RunPaths
 from unattended.contracts.status import NONE
 from unattended.contracts.timefmt import fmt_duration
@@ -45,7 +46,8 @@ def show_status(project: Path, json_out: bool) -> int:
         return 2
     if state is None:
         if json_out:
-            echo(json.dumps({"status": NONE, "alive": False, "project": str(project)}))
+            doc = {"status": NONE, "alive": False, "project": str(project)}
+            echo(json.dumps({**doc, "cli_version": __version__}))
         else:
             echo(f"no run yet in {project} (start one with `unattended start`)")
         return 0
@@ -55,6 +57,7 @@ def show_status(project: Path, json_out: bool) -> int:
         data.update(status=shown, alive=alive, recorded_status=state.status.value)
         data["orphans"] = _orphans(state, alive)
         data["context_meter"] = _context_meter(project)
+        data["cli_version"] = __version__
         echo(json.dumps(data, indent=2))
         return 0
     now = datetime.now(UTC)

@@ -38,11 +38,10 @@ def hook_command(settings: Settings | None = None) -> list[str]:
     ``python -I`` keeps the worker's directory (its cwd) off ``sys.path``: with ``python -m
     supervisor`` a project holding ``json.py`` or its own ``supervisor/`` package would shadow
     ours, and the hook would crash instead of failing open. ``-S`` skips ``site`` (an editable
-    install's finder alone costs ~15 ms) unless the ``api`` context source needs the
-    ``anthropic`` package from site-packages.
+    install's finder alone costs ~15 ms): both context sources need only the standard library.
     """
     source = settings.context_source if settings is not None else "transcript"
-    flags = ["-I"] if source == "api" else ["-I", "-S"]
+    flags = ["-I", "-S"]
     script = Path(__file__).resolve().parents[1] / "hook" / "script.py"
     return [sys.executable, *flags, str(script), "--context-source", source]
 

@@ -116,7 +116,8 @@ def test_install_without_a_user_manager(
     assert path.read_text(encoding="utf-8") == printed.stdout
     out = done.stdout
     assert f"wrote: {path}" in out
-    assert "No systemd user manager reachable (Failed to connect to bus" in out
+    assert "No systemd user manager reachable (Failed to connect to bus" in done.stderr
+    assert "nothing was started" in done.stderr
     unit = units.instance_unit_name(str(odd_project))
     assert "  systemctl --user daemon-reload" in out
     start_line = f"  systemctl --user start {shlex.quote(unit)}"
@@ -149,7 +150,7 @@ def test_install_with_a_user_manager(
     done = run_cli(["service", "install", "--no-start"], env, cwd=odd_project)
     assert done.returncode == 0, done.stderr
     assert systemctl.actions() == [["--user", "daemon-reload"]]
-    assert "not started (--no-start)" in done.stdout
+    assert "not started (--no-start): nothing is running" in done.stderr
 
     for old in systemctl.records.glob("*.argv"):
         old.unlink()
@@ -264,3 +265,25 @@ def test_help_installs_nothing(odd_project: Path, env: dict[str, str]) -> None:
         done = run_cli(args, env, cwd=odd_project)
         assert "Usage" in done.stdout + done.stderr
     assert files_under(home) == before
+
+
+def test_print_json_is_one_document(odd_project: Path, env: dict[str, str]) -> None:
+    import json
+
+    plain = run_cli(["service", "install", "--print", "--systemd"], env, cwd=odd_project)
+    done = run_cli(["service", "install", "--print", "--systemd", "--json"], env, cwd=odd_project)
+    assert (done.returncode, done.stderr) == (0, "")
+    doc = json.loads(done.stdout)
+    assert doc["unit"] == plain.stdout and doc["exit_code"] == 0
+    assert any(line.startswith("Save the unit above as ") for line in doc["instructions"])
+
+
+def test_install_from_a_subdirectory_uses_the_work_tree_top(
+    odd_project: Path, env: dict[str, str]
+) -> None:
+    sub = odd_project / "src"
+    sub.mkdir()
+    done = run_cli(["service", "install", "--systemd", "--no-start"], env, cwd=sub)
+    assert done.returncode == 0, done.stderr
+    unit = units.instance_unit_name(str(odd_project))
+    assert f"systemctl --user start {shlex.quote(unit)}" in done.stdout

@@ -131,6 +131,7 @@ def test_unit_directives() -> None:
     get = lambda section, key: values(text, section, key)  # noqa: E731
     assert get("Service", "Type") == ["notify"]
     assert get("Service", "NotifyAccess") == ["main"]
+    assert get("Unit", "Documentation")[0].split()[0].endswith("/docs/platforms.md")
     assert get("Service", "KillMode") == ["mixed"]
     assert get("Service", "Restart") == ["on-failure"]
     assert get("Service", "RestartPreventExitStatus") == ["2 3 4 5 6 7"]
@@ -249,6 +250,7 @@ PLIST_KEYS = {
     "WorkingDirectory",
     "EnvironmentVariables",
     "RunAtLoad",
+    "ProcessType",
     "KeepAlive",
     "ThrottleInterval",
     "StandardOutPath",
@@ -266,6 +268,7 @@ def test_plist_round_trips_with_the_expected_keys(project: str, tmp_path: Path) 
     assert plist["Label"].startswith("dev.unattended.")
     assert plist["WorkingDirectory"] == project
     assert plist["KeepAlive"] == {"SuccessfulExit": False}
+    assert plist["ProcessType"] == "Standard"  # else macOS may throttle a background agent
     assert plist["RunAtLoad"] is True
     assert plist["EnvironmentVariables"]["PATH"] == "/opt/homebrew/bin:/usr/bin"
     assert plist["ExitTimeOut"] > 10 + units.STOP_MARGIN_S - 1

@@ -166,3 +166,18 @@ def test_the_hook_and_the_rules_share_one_band_rule() -> None:
     assert meter.band_of is band_of
     assert context_band(58_000, 100_000, 58, 85) == "warn"
     assert band_of(58_000 / 100_000 * 100, 58, 85) == "warn"
+
+
+def test_cycle_close_reason_says_the_context_ended_it() -> None:
+    from unattended.safety.budget import cycle_close_reason
+
+    assert cycle_close_reason("made progress", 172_000, 200_000, 85.0, True) == (
+        "Token threshold exceeded: 86.0%"
+    )
+    assert cycle_close_reason("made progress", 170_000, 200_000, 85.0, True) == (
+        "Token threshold exceeded: 85.0%"
+    )
+    assert cycle_close_reason("made progress", 169_999, 200_000, 85.0, True) == "made progress"
+    # A run that ends (done, capped...) keeps its verdict; no reading keeps it too.
+    assert cycle_close_reason("task complete", 190_000, 200_000, 85.0, False) == "task complete"
+    assert cycle_close_reason("made progress", 190_000, None, 85.0, True) == "made progress"

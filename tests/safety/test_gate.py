@@ -162,3 +162,20 @@ def test_storm_breaker_before_the_deadline_caps_after_it() -> None:
     launches = [T0 - 1] * 6
     verdict = gate(facts(), limits(deadline=T0 + 30), launches, None)
     assert verdict.kind is CAPPED and verdict.reason.startswith("storm breaker")
+
+
+def test_from_90_percent_the_default_estimate_gates_the_launch() -> None:
+    """No evidence yet (the loop passes no estimate): below 90 % the run goes on, from 90 % of a
+    cost or token cap an iteration projected past 100 % is not started (issue 14)."""
+    assert gate(facts(cost=0.89), limits(max_cost_usd=1.0), [], None).kind is CONTINUE
+    verdict = gate(facts(cost=0.90), limits(max_cost_usd=1.0), [], None)
+    assert verdict.kind is CAPPED
+    assert verdict.reason == (
+        "cost cap: next iteration needs ~$0.25, $0.10 left (default (no history yet))"
+    )
+    assert gate(facts(cost=9.0), limits(max_cost_usd=10.0), [], None).kind is CONTINUE  # fits
+    verdict = gate(facts(tokens=910_000), limits(max_tokens=1_000_000), [], None)
+    assert verdict.kind is CONTINUE  # 50,000 default tokens fit in the 90,000 left
+    verdict = gate(facts(tokens=92_000), limits(max_tokens=100_000), [], None)
+    assert verdict.kind is CAPPED
+    assert verdict.reason.startswith("token cap: next iteration needs ~50,000 tokens, 8,000 left")

@@ -21,6 +21,7 @@ GOOD = PreflightFacts(
     state_dir_writable=True,
     is_root=False,
     is_sandbox_env=False,
+    auth_source="ANTHROPIC_API_KEY is set in the environment",
 )
 
 
@@ -39,6 +40,7 @@ def test_all_pass_in_a_fixed_order() -> None:
         "permissions",
         "prompt",
         "claude",
+        "auth",
         "state-dir",
     ]
     assert failures(result) == []
@@ -168,6 +170,7 @@ def test_every_failure_is_reported_for_dry_run() -> None:
             claude_bin_executable=False,
             state_dir_writable=False,
             is_root=True,
+            auth_source=None,
         ),
         Settings(),
         None,
@@ -178,5 +181,28 @@ def test_every_failure_is_reported_for_dry_run() -> None:
         "permissions",
         "prompt",
         "claude",
+        "auth",
         "state-dir",
     ]
+
+
+def test_no_credentials_is_refused_with_the_fix() -> None:
+    check = checks(auth_source=None)["auth"]
+    assert not check.ok and "\n" not in check.message
+    assert check.message.startswith("no Claude credentials found")
+    assert "export ANTHROPIC_API_KEY=" in check.message and "/login" in check.message
+    assert checks()["auth"].ok
+
+
+def test_missing_prompt_file_is_named() -> None:
+    settings = Settings(prompt_file="missing.md")
+    check = checks(settings=settings, prompt_available=False)["prompt"]
+    assert not check.ok and check.message.startswith("prompt file not found: missing.md")
+
+
+def test_absolute_claude_bin_is_not_found_rather_than_not_on_path() -> None:
+    settings = Settings(claude_bin="/opt/nowhere/claude")
+    check = checks(settings=settings, claude_bin_resolved=None, claude_bin_executable=False)
+    message = check["claude"].message
+    assert message.startswith("claude binary not found: /opt/nowhere/claude does not exist")
+    assert "PATH" not in message

@@ -62,3 +62,29 @@ def test_iterations_without_usage_say_nothing() -> None:
 def test_tokens_are_billable_tokens() -> None:
     record = rec(input_tokens=100, output_tokens=20, cache_creation_tokens=3, cache_read_tokens=999)
     assert estimate_next([record]).tokens == 123
+
+
+def test_percentile_is_nearest_rank() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from unattended.safety.runway import percentile
+
+    one_to_100 = list(range(1, 101))
+    assert percentile(one_to_100, 99) == 99  # was 100: off by one rank
+    assert percentile(one_to_100, 50) == 50
+    assert percentile(one_to_100, 100) == 100
+    assert percentile(one_to_100, 1) == 1
+    assert percentile(one_to_100, 0) == 1
+    assert percentile([1, 2, 3, 4], 50) == 2
+    assert percentile([3.0, 1.0], 75) == 3.0
+    assert percentile([], 99) == 0.0
+
+    @given(st.lists(st.integers(-1000, 1000), min_size=1, max_size=60), st.integers(1, 100))
+    def at_least_pct_at_or_below(values: list[int], pct: int) -> None:
+        p = percentile(values, pct)
+        assert p in values
+        assert sum(v <= p for v in values) * 100 >= pct * len(values)
+        assert sum(v < p for v in values) * 100 < pct * len(values)
+
+    at_least_pct_at_or_below()

@@ -4,6 +4,7 @@ and `unattended step` reading the live meter from inside the worker."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -49,6 +50,8 @@ def test_worker_is_told_to_hand_off_and_the_next_one_gets_the_notes(
     meter = json.loads((project / ".unattended" / "context-meter.json").read_text())
     assert meter["failures"] == 0 and meter["readings"] >= 3
     log = (project / ".unattended" / "run.log").read_text()
-    assert "iter 1 Step 1 completed: Tokens: 75.0%; Status: OK, updated" in log
+    assert "iter 1 Step 1 completed: Tokens: 75.0%; Status: OK, updated — parser" in log
+    # The context ended iteration 1: its cycle line says so, as the seeds' does.
+    assert re.search(r"Z Cycle 1 closed: Token threshold exceeded: 8\d\.\d%$", log, re.M), log
     steps = (project / ".unattended" / "iterations" / "0001.steps.jsonl").read_text()
     assert json.loads(steps)["desc"] == "parser"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.conftest import git, read_state, run_cli
@@ -183,3 +184,30 @@ def test_dry_run_refusal_first_line_also_goes_to_stderr(
     proc = run_cli(["start", *FAST, "--dry-run", "--allow-dirty"], hermetic_env, cwd=project)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.startswith("unattended: the prompt (") and "is empty" in proc.stderr
+
+
+def test_no_credentials_is_refused_before_anything_starts(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    env = {k: v for k, v in hermetic_env.items() if k != "ANTHROPIC_API_KEY"}
+    err = _refused(project, env, fake_claude)
+    assert err.count("\n") == 1 and err.startswith("unattended: no Claude credentials found")
+    assert "export ANTHROPIC_API_KEY=" in err
+    # A logged-in CLI is enough (its file is looked at, never read out).
+    secret = "sk-ant-oat01-never-shown"
+    creds = Path(env["HOME"]) / ".claude" / ".credentials.json"
+    creds.parent.mkdir()
+    creds.write_text(json.dumps({"claudeAiOauth": {"accessToken": secret}}))
+    dry = run_cli(["start", *FAST, "--dry-run"], env, cwd=project)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"[ok  ] auth: logged in ({creds} present)" in dry.stdout
+    assert secret not in dry.stdout + dry.stderr
+
+
+def test_missing_prompt_file_and_absolute_claude_bin_are_named(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    err = _refused(project, hermetic_env, fake_claude, "--prompt-file", "missing.md")
+    assert "prompt file not found: missing.md" in err
+    err = _refused(project, hermetic_env, fake_claude, "--claude-bin", "/nonexistent/claude")
+    assert "/nonexistent/claude does not exist" in err and "PATH" not in err

@@ -146,6 +146,7 @@ def test_ledger_flow(env: dict, tmp_path: Path) -> None:
     assert rec.stdout == (
         "Recorded 60,000 tokens for tests (released 50,000 reserved): used 60,000 + reserved "
         "44,999 of 100,000 tokens (105.0%)\n"
+        "budget stop: tokens at 105% (104,999 of 100,000 tokens)\n"
     )
     report = json.loads(budget(["report", "--json", *p], env).stdout)
     assert report["budget"] == 100_000
@@ -266,3 +267,43 @@ def test_default_budget_agrees_with_safety() -> None:
     from unattended.safety import budget as rules
 
     assert DEFAULT_BUDGET == rules.DEFAULT_BUDGET
+
+
+def test_seed_details_of_the_ledger(env: dict, tmp_path: Path) -> None:
+    """init --model, check against the ledger's budget, record --done, the alert lines, --json
+    on every ledger command (issue 14: the seeds' protocol, item 4)."""
+    p = ["--project", str(tmp_path)]
+    init = budget(["init", "--model", "claude-opus-4-8[1m]", "--json", *p], env)
+    assert json.loads(init.stdout)["budget"] == 1_000_000
+    assert budget(["init", "--model", "gpt-4", *p], env).returncode == 2
+    assert budget(["init", "--budget", "1000", *p], env).returncode == 0
+    # check uses the ledger's budget (was: 990/70,000 tokens of the default 200,000)
+    check = budget(["check", "990"], env, cwd=tmp_path)
+    assert check.returncode == 1 and check.stdout.strip().endswith("- 990/350 tokens")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], env=env, check=True)
+    sub = tmp_path / "src"
+    sub.mkdir()  # from a subdirectory of the work tree: the same ledger
+    assert budget(["check", "300", "--threshold", "35"], env, cwd=sub).stdout.strip() == (
+        "✅ Token budget OK: 30.0% (remaining: 5.0%) - 300/350 tokens"
+    )
+    assert budget(["check", "300", "--budget", "200000"], env, cwd=sub).returncode == 0
+
+    assert budget(["init", "--budget", "10000", *p], env).returncode == 0
+    reserve = budget(["reserve", "5000", "--label", "s1", *p], env)
+    assert reserve.stdout.splitlines()[1:] == []  # 50 %: no level crossed
+    done = budget(["record", "3000", "--label", "s1", "--done", "--json", *p], env)
+    doc = json.loads(done.stdout)  # one JSON document, nothing else
+    assert (doc["released"], doc["reserved"], doc["used"]) == (5000, 0, 3000)
+    assert doc["labels"]["s1"] == {"used": 3000, "reserved": 0}
+    # plain record keeps its contract: releases only up to N
+    assert budget(["reserve", "4000", "--label", "s2", *p], env).returncode == 0
+    plain = budget(["record", "1000", "--label", "s2", *p], env)
+    assert "(released 1,000 reserved)" in plain.stdout
+    crossing = budget(["reserve", "2000", "--label", "s3", *p], env)
+    assert crossing.stdout.splitlines()[-1] == (
+        "budget critical: tokens at 90% (9,000 of 10,000 tokens)"
+    )
+    reserve_json = json.loads(budget(["reserve", "100", "--json", *p], env).stdout)
+    assert reserve_json["granted"] is True and reserve_json["alert"] is None
+    reset = json.loads(budget(["reset", "--json", *p], env).stdout)
+    assert (reset["used"], reset["reserved"]) == (0, 0)

@@ -180,3 +180,19 @@ def test_not_a_repository_without_traceback(tmp_path: Path) -> None:
         assert res.stderr.count("\n") == 1
     missing = run_cli("recover", "--project", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "not a directory" in missing.stderr
+
+
+def test_list_json(app: typer.Typer, tmp_path: Path) -> None:
+    import json
+
+    repo = make_repo(tmp_path / "r")
+    runner = CliRunner()
+    assert json.loads(runner.invoke(app, ["recover", "--list", "--json", "--project", str(repo)])
+                      .stdout)["snapshots"] == []  # fmt: skip
+    take_snapshot(repo, repo / ".git", "r1", 1, "before", ())
+    res = runner.invoke(app, ["recover", "--list", "--json", "--project", str(repo)])
+    doc = json.loads(res.stdout)  # one document, nothing else on stdout
+    assert doc["project"] == str(repo.resolve())
+    (snap,) = doc["snapshots"]
+    assert snap["ref"] == "r1/0001-before" and len(snap["commit"]) == 40
+    assert snap["date"].endswith("Z")

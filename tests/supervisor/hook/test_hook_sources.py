@@ -91,7 +91,7 @@ def test_api_source_fails_open(tmp_path: Path, hermetic_env: dict) -> None:
     assert (proc.returncode, proc.stdout.decode()) == (0, WARN_150K)
     m = meter(state_dir)
     assert (m["readings"], m["failures"]) == (1, 1)
-    assert m["last_error"].startswith("api: APIConnectionError")
+    assert m["last_error"].startswith("api: CountTokensError: connection failed: ")
 
 
 def test_worker_settings_file(tmp_path: Path) -> None:
@@ -209,7 +209,7 @@ def test_hook_command_for_the_api_source(tmp_path: Path, hermetic_env: dict) -> 
     from unattended.supervisor.worker.settings_file import hook_command
 
     command = hook_command(Settings(context_source="api"))
-    assert "-S" not in command and command[-2:] == ["--context-source", "api"]
+    assert command[1:3] == ["-I", "-S"] and command[-2:] == ["--context-source", "api"]
     state_dir = tmp_path / ".unattended"
     with FakeAnthropic(count_tokens=180_000) as api:
         env = _env(hermetic_env, state_dir, ANTHROPIC_BASE_URL=api.base_url)

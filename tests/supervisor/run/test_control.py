@@ -189,17 +189,19 @@ def test_cli_bad_input_one_line_exit_2(run, hermetic_env: dict[str, str]) -> Non
     assert not run[0].control.exists()
 
 
-def test_cli_no_active_run_exit_1(run, hermetic_env: dict[str, str], tmp_path: Path) -> None:  # noqa: ANN001
+def test_cli_no_active_run_exit_2(run, hermetic_env: dict[str, str], tmp_path: Path) -> None:  # noqa: ANN001
+    """Exit 2 with one line: 1 is the internal-error code (issue 14 item 17)."""
     paths, state, _ = run
     state.pid, state.pid_create_time = 1, 1.0  # pid 1 with another create time: not our daemon
     write_state(paths, state)
     proc = run_cli(["extend", "--project", str(paths.project), "--hours", "30"], hermetic_env)
-    assert proc.returncode == 1
-    assert "no active run" in proc.stderr and not paths.control.exists()
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("unattended: no active run") and proc.stderr.count("\n") == 1
+    assert not paths.control.exists()
     never_ran = tmp_path / "never"
     never_ran.mkdir()
     proc = run_cli(["extend", "--project", str(never_ran), "--hours", "30"], hermetic_env)
-    assert proc.returncode == 1 and "no active run" in proc.stderr
+    assert proc.returncode == 2 and "no active run" in proc.stderr
 
 
 def test_cli_applied_by_a_ticking_process(run, applier, hermetic_env: dict[str, str]) -> None:  # noqa: ANN001
@@ -226,6 +228,10 @@ def test_cli_pending_when_the_daemon_is_slow(run, applier, hermetic_env: dict[st
     assert proc.returncode == 0, proc.stderr
     assert "will apply it at its next tick" in proc.stdout
     assert json.loads(paths.control.read_text())["max_iterations"] == 9
+    args = ["extend", "--project", str(paths.project), "--max-iterations", "8", "--json"]
+    doc = json.loads(run_cli(args, hermetic_env).stdout)  # one document, nothing else
+    assert (doc["applied"], doc["requested"]) == (False, {"max_iterations": 8})
+    assert doc["project"] == str(paths.project.resolve())
 
 
 def test_extend_live_daemon(project: Path, hermetic_env: dict[str, str], fake_claude) -> None:

@@ -192,7 +192,10 @@ def test_reject_hides_for_five_runs(advised: Path, hermetic_env: dict[str, str])
     ]
     assert "context-warn" not in ids and "worker-timeout" in ids
     code, out, _ = advise(advised, hermetic_env)
-    assert out.splitlines()[-1] == "(1 rejected or applied recently: context-warn)"
+    assert out.splitlines()[-2:] == [
+        "(1 rejected or applied recently: context-warn)",
+        f"project: {advised.resolve()}",
+    ]
     for i in range(4):  # four more runs: still hidden
         write_run(advised, 10 + i, [{"pct": 90.0}, {"pct": 90.0}])
     doc = json.loads(advise(advised, hermetic_env, "--json")[1])
@@ -236,17 +239,42 @@ def test_apply_creates_the_file_and_cost_cap(project: Path, hermetic_env: dict[s
 
 def test_set_key_edits_in_place():
     text = '"hours" = 8 # q\n[table]\nworker_timeout = 1\n'
-    assert set_key(text, "hours", 9) == '"hours" = 9  # q\n[table]\nworker_timeout = 1\n'
-    # A key under a table is not the top-level key: add before the table.
-    assert set_key(text, "worker_timeout", 5400) == (
-        '"hours" = 8 # q\nworker_timeout = 5400\n\n[table]\nworker_timeout = 1\n'
+    assert set_key(text, "hours", 9) == '"hours" = 9 # q\n[table]\nworker_timeout = 1\n'
+    # A key under a table is not the top-level key: added before the table.
+    added = set_key(text, "worker_timeout", 5400, note="advise")
+    assert added == (
+        '"hours" = 8 # q\nworker_timeout = 5400  # advise\n\n[table]\nworker_timeout = 1\n'
     )
-    assert set_key("a = 1\r\nb = 2\r\n", "c", "x") == 'a = 1\r\nb = 2\r\nc = "x"\r\n'
+    assert tomllib.loads(added)["table"]["worker_timeout"] == 1
+    assert set_key("a = 1\r\nb = 2\r\n", "c", "x").startswith('a = 1\r\nb = 2\r\nc = "x"')
     assert set_key("a = 1", "b", True) == "a = 1\nb = true\n"
-    assert set_key('p = "x # y" # z\n', "p", 'q"r') == 'p = "q\\"r"  # z\n'
+    assert set_key('p = "x # y" # z\n', "p", 'q"r') == 'p = "q\\"r" # z\n'
     assert set_key("f = 1.5\n", "f", 2.25) == "f = 2.25\n"
+    assert tomllib.loads(set_key('p = """\nlong\n"""\n', "p", "x"))["p"] == "x"
+    assert tomllib.loads(set_key('l = [\n "a",\n]\n', "l", "x"))["l"] == "x"
     with pytest.raises(TomlEditError):
-        set_key('p = """\nlong\n"""\n', "p", "x")
+        set_key("t = {a = 1}\n", "t", 2)  # an inline table is not a value to overwrite
     with pytest.raises(TomlEditError):
-        set_key('l = [\n "a",\n]\n', "l", "x")
-    assert set_key('l = ["a", "b"]  # two\n', "l", "x") == 'l = "x"  # two\n'
+        set_key("not toml = = 1\n", "a", 1)
+
+
+def test_set_key_ignores_a_lookalike_line_inside_a_multiline_string():
+    """The line editor changed `worker_timeout = 1` inside the prompt and left the key unset."""
+    text = 'prompt = """\nworker_timeout = 1\n"""\n'
+    parsed = tomllib.loads(set_key(text, "worker_timeout", 5400))
+    assert parsed["worker_timeout"] == 5400
+    assert parsed["prompt"] == "worker_timeout = 1\n"
+
+
+def test_tomlkit_only_for_apply(advised: Path, hermetic_env: dict[str, str]):
+    import subprocess
+    import sys
+
+    def imports(*args: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "unattended", "advise", "--project",
+             str(advised), *args], env=hermetic_env, capture_output=True, text=True, timeout=60,
+        ).stderr  # fmt: skip
+
+    assert "tomlkit" not in imports()
+    assert "tomlkit" in imports("--apply", "worker-timeout")

@@ -97,10 +97,11 @@ def test_not_a_git_repo(tmp_path: Path, good_env: dict[str, str]):
 
 
 def test_authentication_sources_never_print_secrets(project: Path, hermetic_env: dict[str, str]):
-    env = {**hermetic_env, "IS_SANDBOX": "1"}
+    env = {k: v for k, v in hermetic_env.items() if k != "ANTHROPIC_API_KEY"}
+    env["IS_SANDBOX"] = "1"
     code, checks, _ = doctor(project, env)
     assert code == 1
-    assert checks["auth"].startswith("FAIL  auth         no authentication found")
+    assert checks["auth"].startswith("FAIL  auth         no Claude credentials found")
     home = Path(env["HOME"])
     (home / ".claude.json").write_text(json.dumps({"oauthAccount": {"emailAddress": SECRET}}))
     code, checks, out = doctor(project, env)
@@ -235,3 +236,15 @@ def test_git_missing_from_path_is_a_fail_line_naming_git(
     assert "fix: install git" in checks["git"]
     assert checks["claude"].startswith("ok ")
     assert out.splitlines()[-1] == "1 required check(s) failed (git): a run would not work"
+
+
+def test_doctor_says_how_to_enable_the_api_context_source(project: Path, hermetic_env):
+    env = {**hermetic_env, "IS_SANDBOX": "1"}
+    code, checks, _ = doctor(project, env)
+    assert "--context-source api" in checks["api-count"]
+    assert checks["api-count"].startswith("ok    api-count    off, the meter reads the transcript")
+    (project / "unattended.toml").write_text('context_source = "api"\n')
+    no_key = {k: v for k, v in env.items() if k != "ANTHROPIC_API_KEY"}
+    no_key["CLAUDE_CODE_OAUTH_TOKEN"] = "x"
+    code, checks, _ = doctor(project, no_key)
+    assert checks["api-count"].startswith("WARN  api-count    on, but no ANTHROPIC")

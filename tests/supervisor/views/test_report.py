@@ -120,7 +120,10 @@ def test_report_markdown_and_charts(recorded: Recorded, hermetic_env: dict[str, 
     done = run_cli(["report", "--project", str(recorded.project)], hermetic_env, timeout=120)
     assert done.returncode == 0, done.stderr
     out_dir = recorded.project / ".unattended" / "reports" / RUN
-    assert done.stdout == f"wrote {out_dir / 'report.md'}\n"
+    assert done.stdout == f"wrote {out_dir / 'report.md'} (project {recorded.project})\n"
+    for path in [out_dir, *out_dir.iterdir()]:
+        assert path.stat().st_mode & 0o077 == 0, path  # 0700 / 0600, as the README promises
+    assert (out_dir.parent.stat().st_mode & 0o077) == 0
     assert (out_dir / "report.md").read_text() == expected(recorded, CHARTS)
     for name in ("tokens_cost.png", "cumulative_cost.png", "durations.png"):
         width, height = png_size(out_dir / name)
@@ -153,7 +156,8 @@ def test_report_without_matplotlib(recorded: Recorded, hermetic_env: dict[str, s
         stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == f"wrote {out_dir / 'report.md'}\n{NO_CHARTS}\n"
+    assert done.stdout.startswith(f"wrote {out_dir / 'report.md'} (project ")
+    assert done.stdout.endswith(f")\n{NO_CHARTS}\n")
     assert (out_dir / "report.md").read_text() == expected(recorded, NO_CHARTS)
     assert sorted(p.name for p in out_dir.iterdir()) == ["report.md"]
 
