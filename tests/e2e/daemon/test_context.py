@@ -44,7 +44,7 @@ def test_worker_is_told_to_hand_off_and_the_next_one_gets_the_notes(
     assert "87.5% full" in contexts[2] and "handoff.md" in contexts[2]
     calls = fake_claude.calls()
     assert len(calls) == 2
-    second_prompt = calls[1]["argv"][calls[1]["argv"].index("-p") + 1]
+    second_prompt = calls[1]["prompt"]  # read from the worker's stdin, as the real CLI does
     assert "HANDOFF-NOTES-42" in second_prompt
     assert "--resume" not in calls[1]["argv"]  # a handoff means a fresh session
     meter = json.loads((project / ".unattended" / "context-meter.json").read_text())
