@@ -32,6 +32,11 @@ class PreflightFacts:
     state_dir_writable: bool
     is_root: bool
     is_sandbox_env: bool  # IS_SANDBOX=1 in the environment the workers inherit
+    # Symlinks where the daemon writes (.unattended/ and its entries, the lock), as shown to
+    # the user, and those of them git tracks (a hostile clone): the daemon never writes
+    # through one, so the run is refused before it starts.
+    state_symlinks: tuple[str, ...] = ()
+    tracked_state_symlinks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,11 +158,30 @@ def _claude_check(facts: PreflightFacts, settings: Settings) -> Check:
     return Check("claude", True, f"claude at {facts.claude_bin_resolved}")
 
 
+def _symlink_check(facts: PreflightFacts) -> Check:
+    links = list(dict.fromkeys([*facts.tracked_state_symlinks, *facts.state_symlinks]))
+    if not links:
+        return Check("symlinks", True, f"no symlink in {STATE_DIR}/")
+    first = links[0]
+    more = f" (and {len(links) - 1} more)" if len(links) > 1 else ""
+    if first in facts.tracked_state_symlinks:
+        fix = f"git rm --cached {first} && rm {first}"
+        what = "a symlink tracked by git"
+    else:
+        fix, what = f"rm {first}", "a symlink"
+    return Check(
+        "symlinks",
+        False,
+        f"{first} is {what}{more}: unattended never writes through a symlink; "
+        f"remove it ({fix}) and start again",
+    )
+
+
 def preflight(
     facts: PreflightFacts, settings: Settings, branch_requested: str | None
 ) -> list[Check]:
     """Every applicable check, in a fixed order: git, branch, dirty, permissions, prompt,
-    claude, state-dir. ``branch_requested`` falls back to ``settings.branch``."""
+    claude, state-dir, symlinks. ``branch_requested`` falls back to ``settings.branch``."""
     requested = branch_requested if branch_requested is not None else settings.branch
     checks: list[Check] = []
     if not facts.in_git_repo:
@@ -192,6 +216,7 @@ def preflight(
                 f"permissions",
             )
         )
+    checks.append(_symlink_check(facts))
     return checks
 
 

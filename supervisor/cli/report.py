@@ -41,13 +41,14 @@ def report(
 def write_report(project: Path, out: Path | None, run_id: str | None) -> tuple[Path, str | None]:
     """(path of report.md, one-line note when charts were skipped)."""
     from unattended.contracts.paths import RunPaths
+    from unattended.supervisor.records.fsio import atomic_write, ensure_private_dir
     from unattended.supervisor.views.charts import MISSING_NOTE, write_charts
     from unattended.supervisor.views.report import gather_report, render_markdown
 
     data = gather_report(project, run_id)
     out_dir = out.expanduser() if out else RunPaths(project).root / "reports" / data.run.run_id
     out_dir = out_dir if out_dir.is_absolute() else Path.cwd() / out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(out_dir)  # under .unattended/: no symlink followed, 0700
     note = None
     if data.run.telemetry:
         cap = data.settings.get("max_cost_usd")
@@ -57,5 +58,5 @@ def write_report(project: Path, out: Path | None, run_id: str | None) -> tuple[P
             note = MISSING_NOTE
             data.chart_note = note
     md_path = out_dir / "report.md"
-    md_path.write_text(render_markdown(data))
+    atomic_write(md_path, render_markdown(data))
     return md_path, note

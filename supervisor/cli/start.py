@@ -99,6 +99,8 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
         lock.acquire()
     except AlreadyRunning as exc:
         fail(f"a run is already active for {top} ({exc}); see `unattended status`")
+    except OSError as exc:  # a symlink planted at the lock since preflight looked
+        fail(f"cannot take the run lock: {exc}")
     if settings.branch:
         _switch_branch(top, settings.branch)
     from unattended.supervisor.git.facts import ensure_excluded

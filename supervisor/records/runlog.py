@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from unattended.contracts.timefmt import from_epoch, utc_iso
-from unattended.supervisor.records.fsio import PRIVATE_FILE_MODE, ensure_private_dir, sys_calls
+from unattended.supervisor.records.fsio import UnsafePath, open_private_file, sys_calls
 
 
 class _ReopeningFile:
@@ -25,10 +26,7 @@ class _ReopeningFile:
         self._ino: tuple[int, int] | None = None
 
     def _open(self) -> int:
-        ensure_private_dir(self.path.parent)
-        fd = sys_calls.open(
-            self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, PRIVATE_FILE_MODE
-        )
+        fd = open_private_file(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         st = os.fstat(fd)
         self._fd, self._ino = fd, (st.st_dev, st.st_ino)
         return fd
@@ -37,7 +35,7 @@ class _ReopeningFile:
         if self._fd is None:
             return self._open()
         try:
-            st = os.stat(self.path)
+            st = os.lstat(self.path)  # a symlink put in its place is "moved" too: reopen, refuse
             moved = (st.st_dev, st.st_ino) != self._ino
         except FileNotFoundError:
             moved = True
@@ -63,6 +61,17 @@ class RunLog:
         self._machine = _ReopeningFile(events)
         self.run_id = run_id
         self.echo: Any = None  # optional callable(str) for foreground runs
+        self._refused: set[str] = set()
+
+    def refused(self, exc: UnsafePath) -> None:
+        """A write refused by fsio (a symlink planted in our tree): one warning per path, in
+        whichever of run.log and events.jsonl can still be written, and on stderr."""
+        if exc.path in self._refused:
+            return
+        self._refused.add(exc.path)
+        message = f"warning: {exc} (remove it)"
+        print(f"unattended: {message}", file=sys.stderr, flush=True)
+        self.event(message, kind="refused_write", path=exc.path)
 
     def event(
         self, message: str, *, iteration: int | None = None, kind: str = "info", **fields: Any
@@ -71,16 +80,16 @@ class RunLog:
         now = utc_iso(from_epoch(epoch))
         prefix = f"{now} iter {iteration} " if iteration else f"{now} "
         line = prefix + message
-        try:
+        record = {"time": now, "epoch": round(epoch, 3), "run_id": self.run_id}
+        record.update(kind=kind, iteration=iteration)
+        record.update(fields)
+        record["message"] = message
+        # A log line must never take the run down; the state file is the source of truth. Each
+        # file on its own: a refused run.log (a planted symlink) still leaves events.jsonl.
+        with contextlib.suppress(OSError):
             self._human.write(line + "\n")
-            record = {"time": now, "epoch": round(epoch, 3), "run_id": self.run_id}
-            record.update(kind=kind, iteration=iteration)
-            record.update(fields)
-            record["message"] = message
+        with contextlib.suppress(OSError):
             self._machine.write(json.dumps(record, default=str) + "\n")
-        except OSError:
-            # A log line must never take the run down; the state file is the source of truth.
-            pass
         if self.echo is not None:
             self.echo(line)
 

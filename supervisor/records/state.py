@@ -10,7 +10,7 @@ from pathlib import Path
 
 from unattended.contracts.paths import RunPaths
 from unattended.contracts.state import RunState, StateFileError, parse_state
-from unattended.supervisor.records.fsio import atomic_write
+from unattended.supervisor.records.fsio import atomic_write, open_private_file
 
 
 def read_state(paths: RunPaths) -> RunState | None:
@@ -39,7 +39,7 @@ def keep_reserve(paths: RunPaths) -> None:
     if reserve.exists() or not paths.root.is_dir():
         return
     try:
-        fd = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fd = open_private_file(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     except OSError:
         return
     try:

@@ -19,7 +19,7 @@ from unattended.contracts.exit_codes import ExitCode
 from unattended.contracts.paths import RunPaths
 from unattended.contracts.settings import Settings
 from unattended.contracts.state import RunState, StateFileError
-from unattended.supervisor.records.fsio import ensure_private_dir
+from unattended.supervisor.records.fsio import ensure_private_dir, on_refusal, open_private_file
 from unattended.supervisor.records.runlog import RunLog
 from unattended.supervisor.run.lock import RunLock
 from unattended.supervisor.run.prompt import PromptSource
@@ -71,6 +71,7 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
     log = RunLog(paths.run_log, paths.events)
     if req.echo:
         log.echo = lambda line: print(line, flush=True)
+    on_refusal(log.refused)  # a write through a planted symlink: refused, and said so
     try:
         start = begin_run(paths, req.settings, req.sources, req.resume)
     except (StateFileError, OSError) as exc:
@@ -119,6 +120,7 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
             inhibitor.release()
         return ExitCode.INTERNAL_ERROR
     finally:
+        on_refusal(None)
         lock.release()
         log.close()
 
@@ -211,7 +213,7 @@ def launch_detached(req: LaunchRequest, lock: RunLock) -> tuple[int, str]:
 def _become_daemon_process(paths: RunPaths) -> None:
     os.umask(0o077)
     devnull = os.open(os.devnull, os.O_RDWR)
-    err = os.open(paths.root / "daemon.stderr", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    err = open_private_file(paths.root / "daemon.stderr", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     os.dup2(err, 2)

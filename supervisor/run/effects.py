@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 from unattended.contracts.status import RunStatus
 from unattended.platform_adapters import proctree
 from unattended.safety.verdict import Verdict
-from unattended.supervisor.records.fsio import append_line, ensure_private_dir, sys_calls
+from unattended.supervisor.records.fsio import (
+    UnsafePath,
+    append_line,
+    ensure_private_dir,
+    sys_calls,
+)
 from unattended.supervisor.records.pidfile import write_pid_file
 from unattended.supervisor.records.state import write_state
 
@@ -198,6 +203,8 @@ class LoopEffects:
     def _guard_disk(self, action: Any) -> None:
         try:
             action()
+        except UnsafePath:
+            return  # a symlink planted in our tree: refused, logged by fsio's listener, run on
         except FileNotFoundError:
             ensure_private_dir(self.ctx.paths.iterations)
             action()

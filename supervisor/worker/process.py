@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from unattended.platform_adapters import proctree
+from unattended.supervisor.records.fsio import open_private_file
 from unattended.supervisor.worker.rawlog import CappedLog
 from unattended.supervisor.worker.stream import StreamFacts, StreamReader
 
@@ -111,7 +112,7 @@ class Worker:
         """Start the worker: own session, stdin closed, stdout a pipe we drain, stderr a file."""
         log = CappedLog(spec.stdout_path, spec.max_log_bytes)
         try:
-            stderr = os.open(spec.stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            stderr = open_private_file(spec.stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         except OSError as exc:
             log.close()
             raise SpawnError(f"cannot create {spec.stderr_path}: {exc.strerror}") from None

@@ -40,6 +40,7 @@ def test_all_pass_in_a_fixed_order() -> None:
         "prompt",
         "claude",
         "state-dir",
+        "symlinks",
     ]
     assert failures(result) == []
     assert all("\n" not in c.message for c in result)
@@ -180,3 +181,24 @@ def test_every_failure_is_reported_for_dry_run() -> None:
         "claude",
         "state-dir",
     ]
+
+
+def test_a_tracked_symlink_in_the_state_dir_is_refused_with_the_fix() -> None:
+    facts = dict(
+        state_symlinks=(".unattended/run.log", ".unattended/iterations"),
+        tracked_state_symlinks=(".unattended/run.log",),
+    )
+    check = checks(**facts)["symlinks"]
+    assert not check.ok and "\n" not in check.message
+    assert check.message == (
+        ".unattended/run.log is a symlink tracked by git (and 1 more): unattended never writes "
+        "through a symlink; remove it (git rm --cached .unattended/run.log && rm "
+        ".unattended/run.log) and start again"
+    )
+
+
+def test_a_planted_symlink_is_refused_too() -> None:
+    check = checks(state_symlinks=(".unattended",))["symlinks"]
+    assert not check.ok
+    assert check.message.startswith(".unattended is a symlink: unattended never writes")
+    assert "(rm .unattended)" in check.message
