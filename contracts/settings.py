@@ -38,7 +38,9 @@ class Settings(BaseModel):
     protected_branches: list[str] = Field(default_factory=list)
     allow_dirty: bool = False
     dirty_whitelist: list[str] = Field(default_factory=lambda: ["PROMPT.md", "unattended.toml"])
-    snapshot_ignored: list[str] = Field(default_factory=lambda: [".env", ".env.*"])
+    # Ignored files force-added to every snapshot: none unless the user opts in, since
+    # refs/unattended/* then hold them (secrets, often) and mirrors and bundles carry them.
+    snapshot_ignored: list[str] = Field(default_factory=list)
     gutter_iterations: int = Field(5, ge=1)
     crash_backoff_s: float = Field(5.0, ge=0)
     max_launches_per_minute: int = Field(6, ge=1)

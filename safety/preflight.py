@@ -220,5 +220,19 @@ def preflight(
     return checks
 
 
+def snapshot_ignored_warning(settings: Settings) -> str | None:
+    """One line when the user opted in to ignored files in snapshots: they are usually
+    secrets, and refs are what `git push --mirror` and `git bundle --all` carry away."""
+    patterns = list(settings.snapshot_ignored)
+    if not patterns:
+        return None
+    shown = ", ".join(patterns)
+    return (
+        f"snapshot_ignored ({shown}) puts ignored files into every snapshot: refs/unattended/* "
+        f"then hold them (secrets, if they are .env files), and git push --mirror or "
+        f"git bundle --all carries them off this machine"
+    )
+
+
 def failures(checks: Sequence[Check]) -> list[Check]:
     return [check for check in checks if not check.ok]

@@ -170,6 +170,10 @@ def _log_settings(log: RunLog, req: LaunchRequest, state: RunState) -> None:
         f"{s.claude_bin} ({s.effective_permission_mode()} permissions), caps: {', '.join(caps)}",
         kind="settings",
     )
+    from unattended.safety.preflight import snapshot_ignored_warning
+
+    if warning := snapshot_ignored_warning(s):
+        log.event(f"warning: {warning}", kind="warning")
 
 
 def launch_detached(req: LaunchRequest, lock: RunLock) -> tuple[int, str]:

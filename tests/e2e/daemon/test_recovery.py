@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, kill_tree, pid_alive, read_state, run_cli, wait_for
-from tests.e2e.daemon.scenario import FAST, branch, detached, foreground, head, run_log
+from tests.e2e.daemon.scenario import (
+    FAST,
+    branch,
+    detached,
+    foreground,
+    head,
+    run_log,
+    write_toml,
+)
 
 WIPE = "git reset --hard -q && git clean -fdxq"
 
@@ -29,6 +37,7 @@ def test_reset_and_clean_lose_nothing(
     git(project, "add", ".gitignore", env=hermetic_env)
     git(project, "commit", "-q", "-m", "ignore .env", env=hermetic_env)
     (project / ".env").write_text("API_TOKEN=s3cret\n")
+    write_toml(project, snapshot_ignored=[".env"])  # opt in: snapshots hold no ignored file else
     user_head = head(project)
     fake_claude.script(
         [
