@@ -46,7 +46,7 @@ def write_report(project: Path, out: Path | None, run_id: str | None) -> tuple[P
     from unattended.supervisor.views.report import gather_report, render_markdown
 
     data = gather_report(project, run_id)
-    out_dir = out.expanduser() if out else RunPaths(project).root / "reports" / data.run.run_id
+    out_dir = out.expanduser() if out else RunPaths(project).reports / data.run.run_id
     out_dir = out_dir if out_dir.is_absolute() else Path.cwd() / out_dir
     ensure_private_dir(out_dir)  # under .unattended/: no symlink followed, 0700
     note = None

@@ -18,17 +18,25 @@ from unattended.supervisor.records.fsio import UnsafePath, open_private_file, sy
 
 
 class _ReopeningFile:
-    """An append-only file that notices when its path no longer points at the open inode."""
+    """An append-only file that notices when its path no longer points at the open inode.
 
-    def __init__(self, path: Path) -> None:
+    ``on_recreate`` is written first whenever the file had to be created anew after it
+    vanished (the copy of run.log in a ``.unattended/`` that a worker deleted)."""
+
+    def __init__(self, path: Path, on_recreate: str | None = None) -> None:
         self.path = path
         self._fd: int | None = None
         self._ino: tuple[int, int] | None = None
+        self._on_recreate = on_recreate
+        self._opened_once = False
 
     def _open(self) -> int:
         fd = open_private_file(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         st = os.fstat(fd)
         self._fd, self._ino = fd, (st.st_dev, st.st_ino)
+        if self._opened_once and self._on_recreate and st.st_size == 0:
+            sys_calls.write(fd, self._on_recreate.encode())
+        self._opened_once = True
         return fd
 
     def _current_fd(self) -> int:
@@ -56,9 +64,15 @@ class _ReopeningFile:
 class RunLog:
     """One human line and one JSON record per event."""
 
-    def __init__(self, run_log: Path, events: Path, run_id: str | None = None) -> None:
+    def __init__(
+        self, run_log: Path, events: Path, run_id: str | None = None, view: Path | None = None
+    ) -> None:
         self._human = _ReopeningFile(run_log)
         self._machine = _ReopeningFile(events)
+        # The copy in .unattended/ people tail: best effort, and said to be partial once a
+        # worker's `git clean` made it start over.
+        note = f"----- (recreated: the whole log is {run_log}) -----\n"
+        self._view = _ReopeningFile(view, note) if view is not None and view != run_log else None
         self.run_id = run_id
         self.echo: Any = None  # optional callable(str) for foreground runs
         self._refused: set[str] = set()
@@ -86,8 +100,7 @@ class RunLog:
         record["message"] = message
         # A log line must never take the run down; the state file is the source of truth. Each
         # file on its own: a refused run.log (a planted symlink) still leaves events.jsonl.
-        with contextlib.suppress(OSError):
-            self._human.write(line + "\n")
+        self._write_human(line + "\n")
         with contextlib.suppress(OSError):
             self._machine.write(json.dumps(record, default=str) + "\n")
         if self.echo is not None:
@@ -102,12 +115,20 @@ class RunLog:
             self._machine.write(json.dumps(record, default=str) + "\n")
 
     def separator(self, text: str) -> None:
+        self._write_human(f"----- {text} -----\n")
+
+    def _write_human(self, text: str) -> None:
         with contextlib.suppress(OSError):
-            self._human.write(f"----- {text} -----\n")
+            self._human.write(text)
+        if self._view is not None:
+            with contextlib.suppress(OSError):
+                self._view.write(text)
 
     def close(self) -> None:
         self._human.close()
         self._machine.close()
+        if self._view is not None:
+            self._view.close()
 
 
 def utc_iso_now() -> str:

@@ -30,13 +30,13 @@ RESERVE_BYTES = 64 * 1024
 
 
 def _reserve_path(paths: RunPaths) -> Path:
-    return paths.root / RESERVE_NAME
+    return paths.records / RESERVE_NAME
 
 
 def keep_reserve(paths: RunPaths) -> None:
     """Make sure the space reserve exists (real blocks, not a sparse file); best effort."""
     reserve = _reserve_path(paths)
-    if reserve.exists() or not paths.root.is_dir():
+    if reserve.exists() or not paths.records.is_dir():
         return
     try:
         fd = open_private_file(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
@@ -74,6 +74,14 @@ def write_state(paths: RunPaths, state: RunState) -> None:
         with contextlib.suppress(OSError):
             atomic_write(paths.state, text)
         raise
+    write_state_view(paths, text)
+
+
+def write_state_view(paths: RunPaths, text: str) -> None:
+    """The copy in ``.unattended/`` people read; best effort (a refusal is logged by fsio)."""
+    if paths.state_view != paths.state:
+        with contextlib.suppress(OSError):
+            atomic_write(paths.state_view, text)
 
 
 

@@ -68,7 +68,7 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
     paths = req.paths
     flags = SignalFlags()
     flags.install()
-    log = RunLog(paths.run_log, paths.events)
+    log = RunLog(paths.run_log, paths.events, view=paths.run_log_view)
     if req.echo:
         log.echo = lambda line: print(line, flush=True)
     on_refusal(log.refused)  # a write through a planted symlink: refused, and said so
@@ -114,7 +114,7 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
         unregister(pid)  # after an internal error the entry stays: `ps` shows it crashed
         return code
     except Exception as exc:  # a bug: leave the state non-terminal so --resume can continue
-        log.event(f"internal error: {exc!r} (see .unattended/daemon.stderr)", kind="internal")
+        log.event(f"internal error: {exc!r} (see {paths.daemon_stderr})", kind="internal")
         traceback.print_exc()
         if inhibitor is not None:
             inhibitor.release()
@@ -183,6 +183,7 @@ def launch_detached(req: LaunchRequest, lock: RunLock) -> tuple[int, str]:
     """
     paths = req.paths
     ensure_private_dir(paths.root)
+    ensure_private_dir(paths.records)
     sys.stdout.flush()
     sys.stderr.flush()
     read_fd, write_fd = os.pipe()
@@ -210,14 +211,14 @@ def launch_detached(req: LaunchRequest, lock: RunLock) -> tuple[int, str]:
     if line.startswith("error "):
         raise DaemonStartError(line.removeprefix("error "))
     raise DaemonStartError(
-        line if line else "the daemon exited before it was ready; see .unattended/daemon.stderr"
+        line if line else f"the daemon exited before it was ready; see {paths.daemon_stderr}"
     )
 
 
 def _become_daemon_process(paths: RunPaths) -> None:
     os.umask(0o077)
     devnull = os.open(os.devnull, os.O_RDWR)
-    err = open_private_file(paths.root / "daemon.stderr", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    err = open_private_file(paths.daemon_stderr, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     os.dup2(err, 2)

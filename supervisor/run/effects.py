@@ -165,18 +165,35 @@ class LoopEffects:
             self.sd.watchdog_if_due(sys_calls.monotonic())
 
     def _restore_state_dir(self) -> None:
-        """A worker deleted .unattended/ (git clean -fdx): put back what we hold in memory."""
+        """A worker deleted .unattended/ (git clean -fdx): put back what we hold in memory.
+
+        The records in the git dir survive a clean; only if they went too (``rm -rf .git/...``,
+        or no git dir) is this run's telemetry written again from memory."""
         paths = self.ctx.paths
-        ensure_private_dir(paths.iterations)
+        records_lost = not paths.state.exists()
+        try:
+            ensure_private_dir(paths.root)
+            ensure_private_dir(paths.iterations)
+        except UnsafePath:
+            return  # a symlink where our directory was: refused and logged; nothing to restore
         self._write()
         write_pid_file(paths.pid, os.getpid(), self.ctx.state.pid_create_time)
-        for line in self.ctx.telemetry:
-            append_line(paths.telemetry, line)
-        self._log(
-            ".unattended/ was deleted (by the worker?): recreated state.json, the pid file "
-            "and this run's telemetry from memory",
-            kind="restored",
-        )
+        if records_lost:
+            for line in self.ctx.telemetry:
+                append_line(paths.telemetry, line)
+        if not records_lost:
+            restored = (
+                f"recreated it (state.json, the pid file, a new run.log copy); the records in "
+                f"{paths.records} are intact"
+            )
+        elif paths.records == paths.root:
+            restored = "recreated state.json, the pid file and this run's telemetry from memory"
+        else:
+            restored = (
+                f"the records in {paths.records} were deleted too: recreated state.json, "
+                f"the pid file and this run's telemetry from memory"
+            )
+        self._log(f".unattended/ was deleted (by the worker?): {restored}", kind="restored")
 
     # ----- state and log ---------------------------------------------------------------
     def _set(self, status: RunStatus, **fields: Any) -> None:

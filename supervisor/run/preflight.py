@@ -35,10 +35,13 @@ def _writable(paths: RunPaths) -> bool:
 
 
 def planted_symlinks(paths: RunPaths, git_dir: Path | None) -> tuple[str, ...]:
-    """Symlinks where the daemon writes: ``.unattended`` itself, its entries and those of the
-    directories it writes in, and the lock. Shown relative to the project when inside it."""
+    """Symlinks where the daemon writes: ``.unattended`` itself (in the work tree and in the
+    git dir), their entries and those of the directories it writes in, and the lock. Shown
+    relative to the project when inside it."""
     found: list[Path] = []
     candidates = [paths.root, *_entries(paths.root)]
+    if paths.records != paths.root:
+        candidates += [paths.records, *_entries(paths.records)]
     for sub in (paths.iterations, paths.runs):
         if sub.is_dir() and not sub.is_symlink():
             candidates.extend(_entries(sub))

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import run_cli, wait_terminal
+from unattended.contracts.paths import RunPaths
 
 FAST = ["--grace-seconds", "2", "--allowed-tools", "Bash", "--model", "claude-sonnet-4-5"]
 
@@ -50,5 +51,5 @@ def test_worker_is_told_to_hand_off_and_the_next_one_gets_the_notes(
     assert meter["failures"] == 0 and meter["readings"] >= 3
     log = (project / ".unattended" / "run.log").read_text()
     assert "iter 1 Step 1 completed: Tokens: 75.0%; Status: OK, updated" in log
-    steps = (project / ".unattended" / "iterations" / "0001.steps.jsonl").read_text()
+    steps = (RunPaths(project).iterations / "0001.steps.jsonl").read_text()
     assert json.loads(steps)["desc"] == "parser"

@@ -26,6 +26,7 @@ from tests.e2e.daemon.scenario import (
     run_log,
     write_toml,
 )
+from unattended.contracts.paths import RunPaths
 
 WIPE = "git reset --hard -q && git clean -fdxq"
 
@@ -128,7 +129,7 @@ def _kill_daemon_mid_iteration(project: Path) -> dict:
     its first write once the daemon is gone (so would the real CLI), and this test wants one
     that survives the daemon.
     """
-    out = project / ".unattended" / "iterations" / "0002.jsonl"
+    out = RunPaths(project).iterations / "0002.jsonl"
     assert wait_for(
         lambda: (
             read_state(project)["iteration"] == 2
@@ -185,7 +186,7 @@ def test_resume_with_nothing_to_resume_starts_a_new_run(
     state = read_state(project)
     assert state["run_id"] != first and state["iteration"] == 1
     assert "(--resume: nothing to resume)" in run_log(project)
-    assert (project / ".unattended" / "runs" / first / "state.json").exists()
+    assert (RunPaths(project).runs / first / "state.json").exists()
 
 
 @pytest.mark.parametrize(
@@ -198,7 +199,7 @@ def test_resume_with_nothing_to_resume_starts_a_new_run(
 def test_unreadable_state_refuses_resume_allows_new_run(
     project: Path, hermetic_env: dict[str, str], fake_claude, content: str, words: str
 ) -> None:
-    state_file = project / ".unattended" / "state.json"
+    state_file = RunPaths(project).state
     state_file.parent.mkdir(mode=0o700)
     state_file.write_text(content)
     status = run_cli(["status"], hermetic_env, cwd=project)
@@ -218,7 +219,7 @@ def test_unreadable_state_refuses_resume_allows_new_run(
     proc = foreground(project, hermetic_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert read_state(project)["status"] == "done"
-    archived = list((project / ".unattended" / "runs").glob("*/state.json"))
+    archived = list((RunPaths(project).runs).glob("*/state.json"))
     assert [p.read_text() for p in archived] == [content]
 
 
@@ -233,7 +234,7 @@ def test_pid_reuse_is_not_mistaken_for_the_daemon(
     stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
         forged = {**old, "pid": stranger.pid, "pid_create_time": old["pid_create_time"] - 1000}
-        (project / ".unattended" / "state.json").write_text(json.dumps(forged))
+        RunPaths(project).state.write_text(json.dumps(forged))
         (project / ".unattended" / "supervisor.pid").write_text(
             f"{stranger.pid} {forged['pid_create_time']}\n"
         )

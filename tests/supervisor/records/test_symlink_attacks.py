@@ -136,7 +136,7 @@ def _hook_lock(paths: RunPaths) -> None:
 
 
 def _daemon_stderr(paths: RunPaths) -> None:
-    fsio.open_private_file(paths.root / "daemon.stderr", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    fsio.open_private_file(paths.daemon_stderr, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
 
 
 REFUSED: dict[str, tuple[Callable[[RunPaths], Path], Callable[[RunPaths], None]]] = {
@@ -152,9 +152,9 @@ REFUSED: dict[str, tuple[Callable[[RunPaths], Path], Callable[[RunPaths], None]]
     "<git dir>/unattended.lock": (lambda p: lock_path(p.project / ".git"), _lock),
     "steps": (lambda p: _steps_path(p), _steps),
     "run.log (unattended step)": (lambda p: p.run_log, _step_run_log),
-    "budget lock": (lambda p: p.root / ".budget.lock", _budget_lock),
+    "budget lock": (lambda p: p.records / ".budget.lock", _budget_lock),
     "context-meter lock": (lambda p: p.root / ".context-meter.lock", _hook_lock),
-    "daemon.stderr": (lambda p: p.root / "daemon.stderr", _daemon_stderr),
+    "daemon.stderr": (lambda p: p.daemon_stderr, _daemon_stderr),
 }
 
 
@@ -227,7 +227,7 @@ def _meter(paths: RunPaths) -> None:
 
 REPLACED: dict[str, tuple[Callable[[RunPaths], Path], Callable[[RunPaths], None]]] = {
     "state.json": (lambda p: p.state, _state),
-    "state.json temp file": (lambda p: p.root / f".state.json.{os.getpid()}.tmp", _state),
+    "state.json temp file": (lambda p: p.records / f".state.json.{os.getpid()}.tmp", _state),
     "supervisor.pid": (lambda p: p.pid, _pid),
     "worker-settings.json": (lambda p: p.worker_settings, _worker_settings),
     "budget.json": (lambda p: p.budget, _budget),
@@ -242,23 +242,32 @@ def test_an_atomic_rewrite_replaces_a_planted_symlink_without_following_it(
 ) -> None:
     where, write = REPLACED[name]
     fsio.ensure_private_dir(paths.root)
+    fsio.ensure_private_dir(paths.records)
     plant(where(paths), victim)
     write(paths)
     assert_untouched(victim)
     assert not where(paths).is_symlink()
-    assert not list(paths.root.glob(".*.tmp"))
+    assert not list(paths.root.glob(".*.tmp")) and not list(paths.records.glob(".*.tmp"))
 
 
 # ----- the directories themselves ------------------------------------------------------
 
 
-def test_a_symlinked_state_dir_receives_nothing(paths: RunPaths, tmp_path: Path) -> None:
+# What each of the two directories receives: the work tree's, and the records in the git dir.
+WRITERS_OF = {
+    "root": [_pid, _meter, _worker_settings, _control],
+    "records": [_state, _telemetry, _run_log, _raw_log, _budget_lock, _daemon_stderr],
+}
+
+
+@pytest.mark.parametrize("which", sorted(WRITERS_OF))
+def test_a_symlinked_state_dir_receives_nothing(
+    which: str, paths: RunPaths, tmp_path: Path
+) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    paths.project.mkdir(exist_ok=True)
-    paths.root.symlink_to(elsewhere)
-    writers = [_state, _telemetry, _run_log, _raw_log, _pid, _meter, _budget_lock]
-    for write in writers:
+    plant(getattr(paths, which), elsewhere)
+    for write in WRITERS_OF[which]:
         with pytest.raises(UnsafePath, match="symlink"):
             write(paths)
     assert list(elsewhere.iterdir()) == []
@@ -293,20 +302,24 @@ def test_the_report_never_writes_through_a_symlinked_reports_dir(
     assert list(elsewhere.iterdir()) == []
 
 
-def test_an_existing_state_dir_is_forced_private(paths: RunPaths) -> None:
-    paths.root.mkdir(parents=True, mode=0o755)
-    os.chmod(paths.root, 0o755)  # what a clone, or an older version, leaves
-    fsio.append_line(paths.telemetry, "{}")
-    assert paths.root.stat().st_mode & 0o777 == 0o700
-    assert paths.telemetry.stat().st_mode & 0o777 == 0o600
+@pytest.mark.parametrize("which", sorted(WRITERS_OF))
+def test_an_existing_state_dir_is_forced_private(which: str, paths: RunPaths) -> None:
+    directory = getattr(paths, which)
+    directory.mkdir(parents=True, mode=0o755)
+    os.chmod(directory, 0o755)  # what a clone, or an older version, leaves
+    WRITERS_OF[which][0](paths)
+    assert directory.stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in directory.iterdir() if p.is_file())
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a directory away")
-def test_a_state_dir_owned_by_someone_else_is_refused(paths: RunPaths) -> None:
-    paths.root.mkdir(parents=True)
-    os.chown(paths.root, 65534, 65534)
+@pytest.mark.parametrize("which", sorted(WRITERS_OF))
+def test_a_state_dir_owned_by_someone_else_is_refused(which: str, paths: RunPaths) -> None:
+    directory = getattr(paths, which)
+    directory.mkdir(parents=True)
+    os.chown(directory, 65534, 65534)
     with pytest.raises(UnsafePath, match="owned by uid 65534"):
-        fsio.append_line(paths.telemetry, "{}")
+        WRITERS_OF[which][0](paths)
 
 
 def test_a_project_under_a_directory_named_like_ours_is_left_alone(tmp_path: Path) -> None:
