@@ -48,6 +48,7 @@ class Settings(BaseModel):
     api_backoff_s: float = Field(30.0, ge=0)
     limit_margin_s: float = Field(120.0, ge=0)
     max_iteration_log_mb: float = Field(200.0, gt=0)
+    max_logs_mb: float = Field(2000.0, gt=0)  # every raw worker log of every run, together
     keep_runs: int = Field(10, ge=1)
 
     # platform (issue 5)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unattended.contracts.status import RunStatus
@@ -267,6 +268,30 @@ class LoopEffects:
             return ""
 
     # ----- after the run ---------------------------------------------------------------
+    def _cap_raw_logs(self, number: int) -> None:
+        """Before worker ``number``: the oldest raw logs go until all of them, with room for
+        this worker's own cap, fit under ``max_logs_mb``. Never fatal: it is housekeeping."""
+        from unattended.supervisor.records.rawlogs import RawLogs
+
+        s, paths = self.ctx.settings, self.ctx.paths
+        logs = getattr(self, "_raw_logs", None)
+        if logs is None:
+            logs = self._raw_logs = RawLogs.scan(paths)  # the once-per-run listing
+        elif number > 1:
+            logs.add_iteration(number - 1)
+        mb = 1024 * 1024
+        removed = logs.prune(int(s.max_logs_mb * mb), int(s.max_iteration_log_mb * mb))
+        if not removed:
+            return
+        names = [_shown(path, paths.records) for path, _ in removed]
+        listed = ", ".join(names) if len(names) <= 3 else f"{names[0]} … {names[-1]}"
+        freed = sum(size for _, size in removed) / mb
+        self._log(
+            f"raw logs over max_logs_mb = {s.max_logs_mb:g}: removed the {len(removed)} oldest "
+            f"({freed:.1f} MB: {listed}); {logs.total / mb:.1f} MB kept",
+            kind="prune_logs",
+        )
+
     def _prune(self, status: RunStatus) -> None:
         """Old archived runs beyond ``keep_runs`` go with their snapshot refs; a successful run
         keeps only its own snapshots. Never fatal: it is housekeeping."""
@@ -288,3 +313,10 @@ class LoopEffects:
                 f"pruned {len(removed)} archived run(s) and {pruned} old snapshot ref(s)",
                 kind="prune",
             )
+
+
+def _shown(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)

@@ -218,6 +218,7 @@ class RelayLoop(LoopEffects):
             hook_env(s, self._context_window(), ctx.paths),
         )
         ensure_private_dir(ctx.paths.iterations)
+        self._cap_raw_logs(number)
         spec = WorkerSpec(
             argv=argv,
             cwd=ctx.project,
