@@ -10,7 +10,7 @@ from pathlib import Path
 
 from unattended.contracts.paths import RunPaths
 from unattended.contracts.state import RunState, StateFileError, parse_state
-from unattended.supervisor.records.fsio import atomic_write, open_private_file
+from unattended.supervisor.records.fsio import UnsafePath, atomic_write, open_private_file
 
 
 def read_state(paths: RunPaths) -> RunState | None:
@@ -73,15 +73,24 @@ def write_state(paths: RunPaths, state: RunState) -> None:
             raise
         with contextlib.suppress(OSError):
             atomic_write(paths.state, text)
+        write_state_view(paths, text)  # on a full disk too: the stale copy goes
         raise
     write_state_view(paths, text)
 
 
 def write_state_view(paths: RunPaths, text: str) -> None:
-    """The copy in ``.unattended/`` people read; best effort (a refusal is logged by fsio)."""
-    if paths.state_view != paths.state:
+    """The copy in ``.unattended/`` people read; best effort (a refusal is logged by fsio).
+    A copy that cannot be rewritten (a full disk) is removed rather than left saying something
+    no longer true; ``status`` reads the records either way."""
+    if paths.state_view == paths.state:
+        return
+    try:
+        atomic_write(paths.state_view, text)
+    except UnsafePath:
+        pass
+    except OSError:
         with contextlib.suppress(OSError):
-            atomic_write(paths.state_view, text)
+            paths.state_view.unlink(missing_ok=True)  # unlink never follows a symlink
 
 
 

@@ -50,7 +50,9 @@ def _fill_the_disk(project: Path, env: dict[str, str], fake_claude) -> dict:  # 
     assert proc.returncode == 7, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert "disk full" in proc.stdout  # run.log lines echoed: the file itself may be full
-    return json.loads((project / ".unattended" / "state.json").read_text())
+    view = RunPaths(project).state_view
+    assert not view.exists() or json.loads(view.read_text())["status"] == "failed"  # never stale
+    return json.loads(RunPaths(project).state.read_text())
 
 
 def test_worker_filling_the_disk_fails_the_run_and_keeps_state_whole(

@@ -97,6 +97,7 @@ def test_restore_without_ignored_holds_secrets_back(
     (project / ".gitignore").write_text(".env*\n")
     git(project, "add", ".gitignore", env=hermetic_env)
     git(project, "commit", "-q", "-m", "ignore env", env=hermetic_env)
+    write_toml(project, snapshot_ignored=[".env", ".env.*"])  # opted in
     fake_claude.script([[{"do": "run", "cmd": WIPE}, "done"]])
     proc = foreground(project, hermetic_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
