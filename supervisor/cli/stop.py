@@ -38,7 +38,13 @@ def request_stop(project: Path, now: bool, wait: bool, timeout: float | None) ->
             return 0
         echo(f"stopping now: sent SIGTERM to daemon pid {state.pid}")
     else:
-        paths.stop.touch()
+        from unattended.supervisor.records.fsio import open_private_file
+
+        try:  # never through a symlink planted at the sentinel's name
+            os.close(open_private_file(paths.stop, os.O_WRONLY | os.O_CREAT))
+        except OSError as exc:
+            echo(f"unattended: cannot request the stop: {exc}", err=True)
+            return 2
         echo("stop requested: the run ends after the current iteration")
     if not wait:
         return 0
