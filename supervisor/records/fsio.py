@@ -242,8 +242,11 @@ def ensure_private_dir(path: Path | str) -> None:
     os.close(open_private_dir(path))
 
 
-def atomic_write(path: Path | str, data: str | bytes, mode: int = PRIVATE_FILE_MODE) -> None:
-    """Replace ``path`` with ``data`` atomically and durably.
+def atomic_write(
+    path: Path | str, data: str | bytes, mode: int = PRIVATE_FILE_MODE, durable: bool = True
+) -> None:
+    """Replace ``path`` with ``data`` atomically and (unless ``durable`` is False: a copy for
+    reading, remade from the real file at the next write) durably.
 
     On any failure (ENOSPC included) the temp file is removed and the old file stays intact.
     The rename replaces whatever entry is at ``path`` (a planted symlink included) without
@@ -262,7 +265,8 @@ def atomic_write(path: Path | str, data: str | bytes, mode: int = PRIVATE_FILE_M
             while view:
                 written = sys_calls.write(fd, view)
                 view = view[written:]
-            sys_calls.fsync(fd)
+            if durable:
+                sys_calls.fsync(fd)
         except BaseException:
             sys_calls.close(fd)
             _unlink_quietly(dir_fd, tmp)
@@ -273,7 +277,8 @@ def atomic_write(path: Path | str, data: str | bytes, mode: int = PRIVATE_FILE_M
         except BaseException:
             _unlink_quietly(dir_fd, tmp)
             raise
-        sys_calls.fsync(dir_fd)
+        if durable:
+            sys_calls.fsync(dir_fd)
     finally:
         os.close(dir_fd)
 

@@ -85,7 +85,7 @@ def write_state_view(paths: RunPaths, text: str) -> None:
     if paths.state_view == paths.state:
         return
     try:
-        atomic_write(paths.state_view, text)
+        atomic_write(paths.state_view, text, durable=False)  # the records' copy is the durable one
     except UnsafePath:
         pass
     except OSError:
