@@ -27,6 +27,8 @@ from pathlib import Path
 
 import psutil
 
+from unattended.contracts.paths import RunPaths
+
 ROOT = Path(__file__).resolve().parents[1]
 FAKE = ROOT / "tests" / "fakes" / "fake_claude.py"
 
@@ -93,7 +95,7 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def state(repo: Path) -> dict:
-    return json.loads((repo / ".unattended" / "state.json").read_text())
+    return json.loads(RunPaths(repo).state.read_text())
 
 
 def wait_ended(repo: Path, timeout: float = 120) -> dict:
@@ -146,7 +148,7 @@ def bench_overhead(base: Path, env: dict[str, str], iterations: int = 10) -> Non
     wait_ended(repo)
     events = [
         json.loads(line)
-        for line in (repo / ".unattended" / "events.jsonl").read_text().splitlines()
+        for line in RunPaths(repo).events.read_text().splitlines()
         if line.strip()
     ]
     gaps = []

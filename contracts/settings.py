@@ -51,7 +51,9 @@ class Settings(BaseModel):
     protected_branches: list[str] = Field(default_factory=list)
     allow_dirty: bool = False
     dirty_whitelist: list[str] = Field(default_factory=lambda: ["PROMPT.md", "unattended.toml"])
-    snapshot_ignored: list[str] = Field(default_factory=lambda: [".env", ".env.*"])
+    # Ignored files force-added to every snapshot: none unless the user opts in, since
+    # refs/unattended/* then hold them (secrets, often) and mirrors and bundles carry them.
+    snapshot_ignored: list[str] = Field(default_factory=list)
     gutter_iterations: int = Field(5, ge=1, le=10_000)
     crash_backoff_s: float = Field(5.0, ge=0, le=DAY_S)
     max_launches_per_minute: int = Field(6, ge=1, le=1000)
@@ -59,6 +61,8 @@ class Settings(BaseModel):
     api_backoff_s: float = Field(30.0, ge=0, le=DAY_S)
     limit_margin_s: float = Field(120.0, ge=0, le=DAY_S)
     max_iteration_log_mb: float = Field(200.0, gt=0, le=MAX_LOG_MB)
+    # every raw worker log of every run, together
+    max_logs_mb: float = Field(2000.0, gt=0, le=100 * MAX_LOG_MB)
     keep_runs: int = Field(10, ge=1, le=10_000)
 
     # platform (issue 5)

@@ -43,6 +43,11 @@ class PreflightFacts:
     is_root: bool
     is_sandbox_env: bool  # IS_SANDBOX=1 in the environment the workers inherit
     auth_source: str | None  # where the CLI would find a credential (no value), None: nowhere
+    # Symlinks where the daemon writes (.unattended/ and its entries, the lock), as shown to
+    # the user, and those of them git tracks (a hostile clone): the daemon never writes
+    # through one, so the run is refused before it starts.
+    state_symlinks: tuple[str, ...] = ()
+    tracked_state_symlinks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -177,11 +182,30 @@ def _auth_check(facts: PreflightFacts) -> Check:
     return Check("auth", True, facts.auth_source)
 
 
+def _symlink_check(facts: PreflightFacts) -> Check:
+    links = list(dict.fromkeys([*facts.tracked_state_symlinks, *facts.state_symlinks]))
+    if not links:
+        return Check("symlinks", True, f"no symlink in {STATE_DIR}/")
+    first = links[0]
+    more = f" (and {len(links) - 1} more)" if len(links) > 1 else ""
+    if first in facts.tracked_state_symlinks:
+        fix = f"git rm --cached {first} && rm {first}"
+        what = "a symlink tracked by git"
+    else:
+        fix, what = f"rm {first}", "a symlink"
+    return Check(
+        "symlinks",
+        False,
+        f"{first} is {what}{more}: unattended never writes through a symlink; "
+        f"remove it ({fix}) and start again",
+    )
+
+
 def preflight(
     facts: PreflightFacts, settings: Settings, branch_requested: str | None
 ) -> list[Check]:
     """Every applicable check, in a fixed order: git, branch, dirty, permissions, prompt,
-    claude, auth, state-dir. ``branch_requested`` falls back to ``settings.branch``."""
+    claude, auth, state-dir, symlinks. ``branch_requested`` falls back to ``settings.branch``."""
     requested = branch_requested if branch_requested is not None else settings.branch
     checks: list[Check] = []
     if not facts.in_git_repo:
@@ -225,7 +249,22 @@ def preflight(
                 f"permissions",
             )
         )
+    checks.append(_symlink_check(facts))
     return checks
+
+
+def snapshot_ignored_warning(settings: Settings) -> str | None:
+    """One line when the user opted in to ignored files in snapshots: they are usually
+    secrets, and refs are what `git push --mirror` and `git bundle --all` carry away."""
+    patterns = list(settings.snapshot_ignored)
+    if not patterns:
+        return None
+    shown = ", ".join(patterns)
+    return (
+        f"snapshot_ignored ({shown}) puts ignored files into every snapshot: refs/unattended/* "
+        f"then hold them (secrets, if they are .env files), and git push --mirror or "
+        f"git bundle --all carries them off this machine"
+    )
 
 
 def failures(checks: Sequence[Check]) -> list[Check]:

@@ -38,7 +38,7 @@ def advise(
         fail(str(exc))
     runs = load_runs(root, warn=warn)
     run_ids = [r.run_id for r in runs]
-    state_dir = RunPaths(root).root
+    state_dir = RunPaths(root).records
     recs = advice.recommend(runs, settings)
     wanted = apply or reject
     if wanted:

@@ -47,12 +47,9 @@ def write_report(project: Path, out: Path | None, run_id: str | None) -> tuple[P
     from unattended.supervisor.views.report import gather_report, render_markdown
 
     data = gather_report(project, run_id, warn)
-    reports = RunPaths(project).root / "reports"
-    out_dir = out.expanduser() if out else reports / data.run.run_id
+    out_dir = out.expanduser() if out else RunPaths(project).reports / data.run.run_id
     out_dir = out_dir if out_dir.is_absolute() else Path.cwd() / out_dir
-    if out is None:
-        ensure_private_dir(reports)  # mkdir's parents would get the umask's 0755
-    ensure_private_dir(out_dir)
+    ensure_private_dir(out_dir)  # under .unattended/: no symlink followed, 0700
     note = None
     if data.run.telemetry:
         cap = data.settings.get("max_cost_usd")

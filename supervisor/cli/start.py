@@ -42,7 +42,7 @@ def _print_checks(checks: list[Any]) -> None:
 
 def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
     from unattended.contracts.paths import RunPaths, lock_path
-    from unattended.safety.preflight import preflight
+    from unattended.safety.preflight import preflight, snapshot_ignored_warning
     from unattended.supervisor.run import preflight as gather_mod
     from unattended.supervisor.run.daemon import (
         DaemonStartError,
@@ -73,8 +73,11 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
     from unattended.supervisor.run.forge import forge_checks
 
     checks += forge_checks(top, settings, environ)
+    secrets_warning = snapshot_ignored_warning(settings)
     if opts.dry_run:
         _print_checks(checks)
+        if secrets_warning:
+            typer.echo(f"[warn] snapshots: {secrets_warning}")
         refusals = [c.message for c in checks if not c.ok]
         plan_prompt = "<prompt>"
         if gathered.prompt is not None:
@@ -97,6 +100,8 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
     failed = [c for c in checks if not c.ok]
     if failed:
         fail(failed[0].message)
+    if secrets_warning:
+        typer.echo(f"unattended: warning: {secrets_warning}", err=True)
     assert gathered.prompt is not None
     try:
         read_prompt(gathered.prompt)

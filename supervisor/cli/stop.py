@@ -71,7 +71,13 @@ def request_stop(
         doc["requested"] = "now"
         say(f"stopping now: sent SIGTERM to daemon pid {state.pid}{where}")
     else:
-        paths.stop.touch()
+        from unattended.supervisor.records.fsio import open_private_file
+
+        try:  # never through a symlink planted at the sentinel's name
+            os.close(open_private_file(paths.stop, os.O_WRONLY | os.O_CREAT))
+        except OSError as exc:
+            echo(f"unattended: cannot request the stop: {exc}", err=True)
+            return 2
         doc["requested"] = "after_iteration"
         say(f"stop requested{where}: the run ends after the current iteration")
     if not wait:

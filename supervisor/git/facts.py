@@ -253,7 +253,11 @@ def ensure_excluded(git_dir: Path, pattern: str = "/.unattended/") -> None:
             return
     exclude.parent.mkdir(parents=True, exist_ok=True)
     sep = "" if not existing or existing.endswith("\n") else "\n"
-    with exclude.open("a", encoding="utf-8", errors="surrogateescape") as fh:
+    from unattended.supervisor.records.fsio import open_private_file
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    fd = open_private_file(exclude, flags, 0o644, anchor=exclude.parent)  # never via a symlink
+    with os.fdopen(fd, "a", encoding="utf-8", errors="surrogateescape") as fh:
         fh.write(f"{sep}{pattern}\n")
 
 

@@ -3,8 +3,9 @@
 A snapshot is built in a temporary index (seeded from a copy of the real one, so git's
 stat cache spares rehashing unchanged files) and written as a commit with HEAD as parent.
 The user's index, work tree, stash and branches are never touched. Ignored files matching
-`snapshot_ignored` (local secrets such as `.env`) are force-added, listed in the commit
-message, and held back on restore unless asked for: a restored branch never carries them.
+`snapshot_ignored` (none by default; a user may opt in to local secrets such as `.env`) are
+force-added, listed in the commit message, and held back on restore unless asked for: a
+restored branch never carries them.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from unattended.supervisor.git.facts import (
 
 REF_ROOT = "refs/unattended"
 PHASES = ("before", "after")
-DEFAULT_SNAPSHOT_IGNORED: tuple[str, ...] = (".env", ".env.*")
+DEFAULT_SNAPSHOT_IGNORED: tuple[str, ...] = ()  # opt-in only: see contracts.settings
 IGNORED_TRAILER = "Unattended-Ignored:"
 
 # Snapshots are the supervisor's own commits: a fixed identity works in a repo with no

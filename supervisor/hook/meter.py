@@ -114,16 +114,22 @@ def record(state_dir: str | None, reading: dict[str, Any] | None, error: str | N
         return
     import fcntl
 
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    # The standard-library half of records.fsio: the state dir is walked without following a
+    # symlink, and no file is written through one (a repository may plant them).
+    from unattended.supervisor.records.fsio import (
+        atomic_write,
+        open_private_file,
+        read_private_bytes,
+    )
+
     target = os.path.join(state_dir, METER_FILE_NAME)
-    lock_fd = os.open(
-        os.path.join(state_dir, METER_LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+    lock_fd = open_private_file(
+        os.path.join(state_dir, METER_LOCK_NAME), os.O_RDWR | os.O_CREAT
     )
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         try:
-            with open(target, "rb") as f:
-                data = loads(f.read())
+            data = loads(read_private_bytes(target))
             if not isinstance(data, dict):
                 data = {}
         except (OSError, ValueError):
@@ -141,17 +147,7 @@ def record(state_dir: str | None, reading: dict[str, Any] | None, error: str | N
             data["failures"] += 1
             data["last_error"], data["last_error_at"] = error[:500], _now()
         data["updated_at"] = _now()
-        tmp = f"{target}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                os.write(fd, (dumps(data) + "\n").encode())
-            finally:
-                os.close(fd)
-            os.replace(tmp, target)
-        except OSError:
-            os.unlink(tmp)  # a full disk must not leave temp files behind
-            raise
+        atomic_write(target, dumps(data) + "\n")  # a full disk leaves no temp file behind
     finally:
         os.close(lock_fd)  # releases the lock
 

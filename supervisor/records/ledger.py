@@ -1,4 +1,4 @@
-"""The token budget ledger (``.unattended/budget.json``): reserve, record, reset.
+"""The token budget ledger (``budget.json`` in the run records): reserve, record, reset.
 
 Why a lock: several workers, steps or scripts may call ``unattended budget reserve`` at the same
 moment, and ten parallel calls must never grant more than fits. Every change is a
@@ -17,12 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from unattended.supervisor.records.fsio import (
-    PRIVATE_FILE_MODE,
-    atomic_write,
-    ensure_private_dir,
-    sys_calls,
-)
+from unattended.supervisor.records.fsio import atomic_write, open_private_file, sys_calls
 
 if TYPE_CHECKING:
     from unattended.contracts.budget import BudgetLedger
@@ -59,8 +54,7 @@ def load(paths: RunPaths) -> BudgetLedger | None:
 def locked(paths: RunPaths, fresh: bool = False) -> Iterator[tuple[BudgetLedger, bool]]:
     """Hold the ledger lock; yield (ledger, existed) and write the ledger back on success.
     ``fresh`` starts from a new ledger without reading the old one (which may be corrupt)."""
-    ensure_private_dir(paths.root)
-    fd = os.open(paths.root / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    fd = open_private_file(paths.records / LOCK_NAME, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         current = None if fresh else load(paths)

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class RunRecord:
-    """One run's files: the current run lives in ``.unattended/``, older ones in ``runs/<id>/``."""
+    """One run's files: the current run's are in the records (``RunPaths.records``), older
+    ones in ``runs/<id>/`` there."""
 
     run_id: str
     root: Path
@@ -106,7 +107,7 @@ def load_runs(
                 if run is not None:
                     runs.append(run)
     runs.sort(key=lambda r: r.started_key)
-    current = _load_run(paths.root, current=True)
+    current = _load_run(paths.records, current=True)
     if current is not None:
         runs.append(current)
     if warn is not None:

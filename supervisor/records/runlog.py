@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from unattended.contracts.timefmt import from_epoch, utc_iso
-from unattended.supervisor.records.fsio import PRIVATE_FILE_MODE, ensure_private_dir, sys_calls
+from unattended.supervisor.records.fsio import UnsafePath, open_private_file, sys_calls
 
 # Keys of the event dict that steer rendering and are not part of the JSON record.
 _HUMAN_ONLY = "_human_only"  # the separator line between runs
@@ -26,27 +27,32 @@ _SEPARATOR = "_separator"
 
 
 class _ReopeningFile:
-    """An append-only file that notices when its path no longer points at the open inode."""
+    """An append-only file that notices when its path no longer points at the open inode.
 
-    def __init__(self, path: Path) -> None:
+    ``on_recreate`` is written first whenever the file had to be created anew after it
+    vanished (the copy of run.log in a ``.unattended/`` that a worker deleted)."""
+
+    def __init__(self, path: Path, on_recreate: str | None = None) -> None:
         self.path = path
         self._fd: int | None = None
         self._ino: tuple[int, int] | None = None
+        self._on_recreate = on_recreate
+        self._opened_once = False
 
     def _open(self) -> int:
-        ensure_private_dir(self.path.parent)
-        fd = sys_calls.open(
-            self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, PRIVATE_FILE_MODE
-        )
+        fd = open_private_file(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         st = os.fstat(fd)
         self._fd, self._ino = fd, (st.st_dev, st.st_ino)
+        if self._opened_once and self._on_recreate and st.st_size == 0:
+            sys_calls.write(fd, self._on_recreate.encode())
+        self._opened_once = True
         return fd
 
     def _current_fd(self) -> int:
         if self._fd is None:
             return self._open()
         try:
-            st = os.stat(self.path)
+            st = os.lstat(self.path)  # a symlink put in its place is "moved" too: reopen, refuse
             moved = (st.st_dev, st.st_ino) != self._ino
         except FileNotFoundError:
             moved = True
@@ -68,13 +74,16 @@ class _ReopeningFile:
 
 
 class _LineLogger:
-    """structlog's logger at the end of a chain: each rendered event is one appended line."""
+    """structlog's logger at the end of a chain: each rendered event is one appended line, in
+    each file on its own (a refused copy must not cost the record its other file)."""
 
-    def __init__(self, file: _ReopeningFile) -> None:
-        self.file = file
+    def __init__(self, *files: _ReopeningFile | None) -> None:
+        self.files = [f for f in files if f is not None]
 
     def msg(self, line: str) -> None:
-        self.file.write(line + "\n")
+        for file in self.files:
+            with contextlib.suppress(OSError):
+                file.write(line + "\n")
 
 
 def _human_line(_logger: Any, _method: str, event: dict[str, Any]) -> str:
@@ -102,13 +111,15 @@ def _json_fields(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str,
     return event
 
 
-def _loggers(human: _ReopeningFile, machine: _ReopeningFile) -> tuple[Any, Any]:
+def _loggers(
+    human: _ReopeningFile, machine: _ReopeningFile, view: _ReopeningFile | None
+) -> tuple[Any, Any]:
     import json
 
     import structlog
 
     to_human = structlog.wrap_logger(
-        _LineLogger(human),
+        _LineLogger(human, view),
         processors=[_skip(_MACHINE_ONLY), _human_line],
         wrapper_class=structlog.BoundLogger,
         cache_logger_on_first_use=True,
@@ -129,9 +140,16 @@ def _loggers(human: _ReopeningFile, machine: _ReopeningFile) -> tuple[Any, Any]:
 class RunLog:
     """One event dict per event: a human line in run.log and a JSON record in events.jsonl."""
 
-    def __init__(self, run_log: Path, events: Path, run_id: str | None = None) -> None:
+    def __init__(
+        self, run_log: Path, events: Path, run_id: str | None = None, view: Path | None = None
+    ) -> None:
         self._human = _ReopeningFile(run_log)
         self._machine = _ReopeningFile(events)
+        # The copy in .unattended/ people tail: best effort, and said to be partial once a
+        # worker's `git clean` made it start over.
+        note = f"----- (recreated: the whole log is {run_log}) -----\n"
+        self._view = _ReopeningFile(view, note) if view is not None and view != run_log else None
+        self._refused: set[str] = set()
         self.run_id = run_id
         self.echo: Any = None  # optional callable(str) for foreground runs
         self._pending: list[dict[str, Any]] | None = []  # None once structlog renders
@@ -144,14 +162,16 @@ class RunLog:
             return
         pending, self._pending = self._pending, None
         with contextlib.suppress(OSError):
-            self._to_human, self._to_machine = _loggers(self._human, self._machine)
+            self._to_human, self._to_machine = _loggers(self._human, self._machine, self._view)
         for event in pending:
             self._write(event)
 
     def _record(self, event: dict[str, Any]) -> None:
         if self._pending is not None:
-            with contextlib.suppress(OSError):
-                self._human.touch()  # run.log exists once `start` returns
+            for file in (self._human, self._view):
+                if file is not None:
+                    with contextlib.suppress(OSError):
+                        file.touch()  # run.log exists once `start` returns
             self._pending.append(event)
             return
         self._write(event)
@@ -164,6 +184,16 @@ class RunLog:
             self._to_human.msg(**event)
         with contextlib.suppress(OSError):
             self._to_machine.msg(**event)
+
+    def refused(self, exc: UnsafePath) -> None:
+        """A write refused by fsio (a symlink planted in our tree): one warning per path, in
+        whichever of run.log and events.jsonl can still be written, and on stderr."""
+        if exc.path in self._refused:
+            return
+        self._refused.add(exc.path)
+        message = f"warning: {exc} (remove it)"
+        print(f"unattended: {message}", file=sys.stderr, flush=True)
+        self.event(message, kind="refused_write", path=exc.path)
 
     def _base(self, kind: str, iteration: int | None) -> dict[str, Any]:
         epoch = sys_calls.time()
@@ -196,5 +226,7 @@ class RunLog:
         self.ready()  # an early end (cannot start) still leaves its lines
         self._human.close()
         self._machine.close()
+        if self._view is not None:
+            self._view.close()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from unattended.contracts.paths import RunPaths
 from unattended.contracts.state import RunState, StateFileError, parse_state
-from unattended.supervisor.records.fsio import atomic_write
+from unattended.supervisor.records.fsio import UnsafePath, atomic_write, open_private_file
 
 
 def read_state(paths: RunPaths) -> RunState | None:
@@ -30,16 +30,16 @@ RESERVE_BYTES = 64 * 1024
 
 
 def _reserve_path(paths: RunPaths) -> Path:
-    return paths.root / RESERVE_NAME
+    return paths.records / RESERVE_NAME
 
 
 def keep_reserve(paths: RunPaths) -> None:
     """Make sure the space reserve exists (real blocks, not a sparse file); best effort."""
     reserve = _reserve_path(paths)
-    if reserve.exists() or not paths.root.is_dir():
+    if reserve.exists() or not paths.records.is_dir():
         return
     try:
-        fd = os.open(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        fd = open_private_file(reserve, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     except OSError:
         return
     try:
@@ -73,7 +73,24 @@ def write_state(paths: RunPaths, state: RunState) -> None:
             raise
         with contextlib.suppress(OSError):
             atomic_write(paths.state, text)
+        write_state_view(paths, text)  # on a full disk too: the stale copy goes
         raise
+    write_state_view(paths, text)
+
+
+def write_state_view(paths: RunPaths, text: str) -> None:
+    """The copy in ``.unattended/`` people read; best effort (a refusal is logged by fsio).
+    A copy that cannot be rewritten (a full disk) is removed rather than left saying something
+    no longer true; ``status`` reads the records either way."""
+    if paths.state_view == paths.state:
+        return
+    try:
+        atomic_write(paths.state_view, text, durable=False)  # the records' copy is the durable one
+    except UnsafePath:
+        pass
+    except OSError:
+        with contextlib.suppress(OSError):
+            paths.state_view.unlink(missing_ok=True)  # unlink never follows a symlink
 
 
 

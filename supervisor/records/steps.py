@@ -11,6 +11,7 @@ the variables every worker inherits from the daemon.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,7 +36,7 @@ UNKNOWN_WINDOW = 200_000  # "200000 when unknown", as in the step-tracking desig
 def steps_path(paths: RunPaths, iteration: int | None) -> Path:
     """``iterations/NNNN.steps.jsonl`` of that iteration, or ``steps.jsonl`` outside a worker."""
     if iteration is None:
-        return paths.root / "steps.jsonl"
+        return paths.records / "steps.jsonl"
     return paths.iterations / f"{iteration:04d}.steps.jsonl"
 
 
@@ -115,9 +116,12 @@ def log_prefix(iteration: int | None, now: str | None = None) -> str:
 
 
 def append_run_log(paths: RunPaths, line: str) -> None:
-    """One whole line with O_APPEND, so it interleaves safely with the daemon's writes."""
-    ensure_private_dir(paths.root)
+    """One whole line with O_APPEND, so it interleaves safely with the daemon's writes: in the
+    whole log, and in the copy people tail (best effort)."""
     append_line(paths.run_log, line)
+    if paths.run_log_view != paths.run_log:
+        with contextlib.suppress(OSError):
+            append_line(paths.run_log_view, line)
 
 
 def record_step(paths: RunPaths, iteration: int | None, item: dict[str, Any]) -> Path:

@@ -52,7 +52,47 @@ def archive_previous(paths: RunPaths, old: RunState | None) -> str | None:
     for item in movable:
         if item.exists():
             shutil.move(str(item), dest / item.name)
-    return str(dest.relative_to(paths.project))
+    return _shown(dest, paths.project)
+
+
+def _shown(path: Path, project: Path) -> str:
+    """Relative to the project when inside it (a linked worktree's git dir is not)."""
+    try:
+        return str(path.relative_to(project))
+    except ValueError:
+        return str(path)
+
+
+# What earlier versions kept in .unattended/ and now lives in the records (RunPaths.records).
+OLD_LAYOUT = (
+    "state.json",
+    "run.log",
+    "events.jsonl",
+    "telemetry.jsonl",
+    "iterations",
+    "runs",
+    "budget.json",
+    "steps.jsonl",
+    "advice.json",
+    "daemon.stderr",
+)
+
+
+def adopt_old_layout(paths: RunPaths) -> list[str]:
+    """Move an earlier version's records from .unattended/ into the git dir, once: while the
+    records hold neither a state nor a log. Returns the names moved."""
+    if paths.records == paths.root or paths.state.exists() or paths.run_log.exists():
+        return []
+    if paths.root.is_symlink() or not paths.root.is_dir():
+        return []
+    moved = []
+    ensure_private_dir(paths.records)
+    for name in OLD_LAYOUT:
+        item, target = paths.root / name, paths.records / name
+        if item.exists() and not item.is_symlink() and not target.exists():
+            shutil.move(str(item), target)
+            moved.append(name)
+    return moved
 
 
 def prune_archived_runs(paths: RunPaths, keep: int) -> list[str]:
@@ -110,6 +150,8 @@ def begin_run(
     archives it and begins anew.
     """
     ensure_private_dir(paths.root)
+    adopted = adopt_old_layout(paths)
+    ensure_private_dir(paths.records)
     try:
         old = read_state(paths)
     except StateFileError:
@@ -142,7 +184,7 @@ def begin_run(
         note = (
             f"resuming run {old.run_id} after a crash: iteration counter {old.iteration}, "
             f"deadline {old.deadline:%Y-%m-%dT%H:%M:%SZ}, ${old.cost_usd:.2f} spent so far"
-            f"{leftover}"
+            f"{leftover}{_adopted_note(adopted, paths)}"
         )
         return RunStart(state, True, note)
 
@@ -170,4 +212,11 @@ def begin_run(
         note += f" (previous run archived to {archived})"
     if resume:
         note += " (--resume: nothing to resume)"
-    return RunStart(state, False, note)
+    return RunStart(state, False, note + _adopted_note(adopted, paths))
+
+
+def _adopted_note(adopted: list[str], paths: RunPaths) -> str:
+    if not adopted:
+        return ""
+    names = ", ".join(adopted)
+    return f" (moved {names} from .unattended/ to {paths.records}, out of a git clean's reach)"

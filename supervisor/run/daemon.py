@@ -22,7 +22,7 @@ from unattended.contracts.exit_codes import ExitCode
 from unattended.contracts.paths import RunPaths
 from unattended.contracts.settings import Settings
 from unattended.contracts.state import RunState, StateFileError
-from unattended.supervisor.records.fsio import ensure_private_dir
+from unattended.supervisor.records.fsio import ensure_private_dir, on_refusal, open_private_file
 from unattended.supervisor.records.runlog import RunLog
 from unattended.supervisor.run.lock import RunLock
 from unattended.supervisor.run.prompt import PromptSource
@@ -86,9 +86,10 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
     paths = req.paths
     flags = SignalFlags()
     flags.install()
-    log = RunLog(paths.run_log, paths.events)
+    log = RunLog(paths.run_log, paths.events, view=paths.run_log_view)
     if req.echo:
         log.echo = _terminal_echo(log, flags, paths)
+    on_refusal(log.refused)  # a write through a planted symlink: refused, and said so
     try:
         start = begin_run(paths, req.settings, req.sources, req.resume)
     except StateFileError as exc:
@@ -139,7 +140,7 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
         unregister(pid)  # after an internal error the entry stays: `ps` shows it crashed
         return code
     except Exception as exc:  # a bug: leave the state non-terminal so --resume can continue
-        log.event(f"internal error: {exc!r} (see .unattended/daemon.stderr)", kind="internal")
+        log.event(f"internal error: {exc!r} (see {paths.daemon_stderr})", kind="internal")
         with contextlib.suppress(OSError):  # stderr may be a closed terminal
             traceback.print_exc()
         if inhibitor is not None:
@@ -147,6 +148,7 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
         return ExitCode.INTERNAL_ERROR
     finally:
         _end_the_run_tree(getattr(loop, "worker", None), state, log)
+        on_refusal(None)
         lock.release()
         log.close()
 
@@ -258,6 +260,10 @@ def _log_settings(log: RunLog, req: LaunchRequest, state: RunState) -> None:
         f"{s.claude_bin} ({s.effective_permission_mode()} permissions), caps: {', '.join(caps)}",
         kind="settings",
     )
+    from unattended.safety.preflight import snapshot_ignored_warning
+
+    if warning := snapshot_ignored_warning(s):
+        log.event(f"warning: {warning}", kind="warning")
 
 
 def launch_detached(req: LaunchRequest, lock: RunLock) -> tuple[int, str]:
@@ -267,6 +273,7 @@ def launch_detached(req: LaunchRequest, lock: RunLock) -> tuple[int, str]:
     """
     paths = req.paths
     ensure_private_dir(paths.root)
+    ensure_private_dir(paths.records)
     sys.stdout.flush()
     sys.stderr.flush()
     read_fd, write_fd = os.pipe()
@@ -300,14 +307,14 @@ def launch_detached(req: LaunchRequest, lock: RunLock) -> tuple[int, str]:
         code, _, message = line.removeprefix("error ").partition(" ")
         raise DaemonStartError(message, int(code) if code.isdigit() else ExitCode.USAGE)
     raise DaemonStartError(
-        line if line else "the daemon exited before it was ready; see .unattended/daemon.stderr"
+        line if line else f"the daemon exited before it was ready; see {paths.daemon_stderr}"
     )
 
 
 def _become_daemon_process(paths: RunPaths) -> None:
     os.umask(0o077)
     devnull = os.open(os.devnull, os.O_RDWR)
-    err = os.open(paths.root / "daemon.stderr", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    err = open_private_file(paths.daemon_stderr, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     os.dup2(err, 2)

@@ -11,12 +11,18 @@ from __future__ import annotations
 import errno
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from unattended.contracts.status import RunStatus
 from unattended.platform_adapters import proctree
 from unattended.safety.verdict import Verdict
-from unattended.supervisor.records.fsio import append_line, ensure_private_dir, sys_calls
+from unattended.supervisor.records.fsio import (
+    UnsafePath,
+    append_line,
+    ensure_private_dir,
+    sys_calls,
+)
 from unattended.supervisor.records.pidfile import write_pid_file
 from unattended.supervisor.records.state import write_state
 
@@ -172,18 +178,35 @@ class LoopEffects:
             self.sd.watchdog_if_due(sys_calls.monotonic())
 
     def _restore_state_dir(self) -> None:
-        """A worker deleted .unattended/ (git clean -fdx): put back what we hold in memory."""
+        """A worker deleted .unattended/ (git clean -fdx): put back what we hold in memory.
+
+        The records in the git dir survive a clean; only if they went too (``rm -rf .git/...``,
+        or no git dir) is this run's telemetry written again from memory."""
         paths = self.ctx.paths
-        ensure_private_dir(paths.iterations)
+        records_lost = not paths.state.exists()
+        try:
+            ensure_private_dir(paths.root)
+            ensure_private_dir(paths.iterations)
+        except UnsafePath:
+            return  # a symlink where our directory was: refused and logged; nothing to restore
         self._write()
         write_pid_file(paths.pid, os.getpid(), self.ctx.state.pid_create_time)
-        for line in self.ctx.telemetry:
-            append_line(paths.telemetry, line)
-        self._log(
-            ".unattended/ was deleted (by the worker?): recreated state.json, the pid file "
-            "and this run's telemetry from memory",
-            kind="restored",
-        )
+        if records_lost:
+            for line in self.ctx.telemetry:
+                append_line(paths.telemetry, line)
+        if not records_lost:
+            restored = (
+                f"recreated it (state.json, the pid file, a new run.log copy); the records in "
+                f"{paths.records} are intact"
+            )
+        elif paths.records == paths.root:
+            restored = "recreated state.json, the pid file and this run's telemetry from memory"
+        else:
+            restored = (
+                f"the records in {paths.records} were deleted too: recreated state.json, "
+                f"the pid file and this run's telemetry from memory"
+            )
+        self._log(f".unattended/ was deleted (by the worker?): {restored}", kind="restored")
 
     # ----- state and log ---------------------------------------------------------------
     def _set(self, status: RunStatus, **fields: Any) -> None:
@@ -231,6 +254,8 @@ class LoopEffects:
     def _guard_disk(self, action: Any) -> None:
         try:
             action()
+        except UnsafePath:
+            return  # a symlink planted in our tree: refused, logged by fsio's listener, run on
         except FileNotFoundError:
             ensure_private_dir(self.ctx.paths.iterations)
             action()
@@ -280,6 +305,30 @@ class LoopEffects:
             return ""
 
     # ----- after the run ---------------------------------------------------------------
+    def _cap_raw_logs(self, number: int) -> None:
+        """Before worker ``number``: the oldest raw logs go until all of them, with room for
+        this worker's own cap, fit under ``max_logs_mb``. Never fatal: it is housekeeping."""
+        from unattended.supervisor.records.rawlogs import RawLogs
+
+        s, paths = self.ctx.settings, self.ctx.paths
+        logs = getattr(self, "_raw_logs", None)
+        if logs is None:
+            logs = self._raw_logs = RawLogs.scan(paths)  # the once-per-run listing
+        elif number > 1:
+            logs.add_iteration(number - 1)
+        mb = 1024 * 1024
+        removed = logs.prune(int(s.max_logs_mb * mb), int(s.max_iteration_log_mb * mb))
+        if not removed:
+            return
+        names = [_shown(path, paths.records) for path, _ in removed]
+        listed = ", ".join(names) if len(names) <= 3 else f"{names[0]} … {names[-1]}"
+        freed = sum(size for _, size in removed) / mb
+        self._log(
+            f"raw logs over max_logs_mb = {s.max_logs_mb:g}: removed the {len(removed)} oldest "
+            f"({freed:.1f} MB: {listed}); {logs.total / mb:.1f} MB kept",
+            kind="prune_logs",
+        )
+
     def _prune(self, status: RunStatus) -> None:
         """Old archived runs beyond ``keep_runs`` go with their snapshot refs; a successful run
         keeps only its own snapshots. Never fatal: it is housekeeping."""
@@ -301,3 +350,10 @@ class LoopEffects:
                 f"pruned {len(removed)} archived run(s) and {pruned} old snapshot ref(s)",
                 kind="prune",
             )
+
+
+def _shown(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)

@@ -11,6 +11,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from unattended.supervisor.records.fsio import open_private_file
+
 
 class AlreadyRunning(Exception):
     def __init__(self, pid: int | None) -> None:
@@ -25,7 +27,7 @@ class RunLock:
 
     def acquire(self) -> None:
         """Take the lock without waiting; raise AlreadyRunning naming the holder."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = _open_lock(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -46,7 +48,7 @@ class RunLock:
 
     def is_held_elsewhere(self) -> bool:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+            fd = _open_lock(self.path, os.O_RDWR)
         except FileNotFoundError:
             return False
         try:
@@ -56,6 +58,12 @@ class RunLock:
             return True
         finally:
             os.close(fd)
+
+
+def _open_lock(path: Path, flags: int) -> int:
+    """In the git dir, not through a symlink planted at its name (its O_TRUNC would empty the
+    file it points to)."""
+    return open_private_file(path, flags, anchor=path.parent)
 
 
 def wait_for_holder(path: Path, timeout: float = 2.0) -> int | None:
@@ -71,6 +79,12 @@ def wait_for_holder(path: Path, timeout: float = 2.0) -> int | None:
 
 def holder_pid(path: Path) -> int | None:
     try:
-        return int(path.read_text().strip() or 0) or None
+        fd = _open_lock(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return int(os.read(fd, 64).decode().strip() or 0) or None
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)

@@ -23,7 +23,12 @@ from unattended.contracts.status import Outcome, RunStatus
 from unattended.contracts.timefmt import fmt_duration
 from unattended.safety.verdict import Verdict, VerdictKind
 from unattended.supervisor.records import telemetry as records
-from unattended.supervisor.records.fsio import append_line, ensure_private_dir, sys_calls
+from unattended.supervisor.records.fsio import (
+    append_line,
+    ensure_private_dir,
+    read_private_bytes,
+    sys_calls,
+)
 from unattended.supervisor.records.runlog import RunLog
 from unattended.supervisor.records.steps import read_steps
 from unattended.supervisor.run import iteration as it
@@ -219,6 +224,7 @@ class RelayLoop(LoopEffects):
             hook_env(s, self._context_window(), ctx.paths),
         )
         ensure_private_dir(ctx.paths.iterations)
+        self._cap_raw_logs(number)
         spec = WorkerSpec(
             argv=argv,
             cwd=ctx.project,
@@ -316,7 +322,7 @@ class RelayLoop(LoopEffects):
         if not handoff.is_file():
             return
         try:
-            text = handoff.read_text(errors="replace")
+            text = read_private_bytes(handoff).decode(errors="replace")  # never via a symlink
             handoff.replace(self.ctx.paths.iterations / f"{record.number:04d}.handoff.md")
         except OSError as exc:
             self._warn(f"could not read handoff notes: {exc}")

@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from unattended.contracts.paths import RunPaths
+from unattended.contracts.paths import STATE_DIR_NAME, RunPaths, lock_path
 from unattended.contracts.settings import Settings
 from unattended.supervisor.run.auth import auth_source
 from unattended.supervisor.run.prompt import PromptSource, prompt_source
@@ -35,13 +35,63 @@ def _writable(paths: RunPaths) -> bool:
     return os.access(target, os.W_OK | os.X_OK)
 
 
+def planted_symlinks(paths: RunPaths, git_dir: Path | None) -> tuple[str, ...]:
+    """Symlinks where the daemon writes: ``.unattended`` itself (in the work tree and in the
+    git dir), their entries and those of the directories it writes in, and the lock. Shown
+    relative to the project when inside it."""
+    found: list[Path] = []
+    candidates = [paths.root, *_entries(paths.root)]
+    if paths.records != paths.root:
+        candidates += [paths.records, *_entries(paths.records)]
+    for sub in (paths.iterations, paths.runs):
+        if sub.is_dir() and not sub.is_symlink():
+            candidates.extend(_entries(sub))
+    if git_dir is not None:
+        candidates.append(lock_path(git_dir))
+    for path in candidates:
+        if path.is_symlink():
+            found.append(path)
+    return tuple(_shown(path, paths.project) for path in found)
+
+
+def _entries(directory: Path) -> list[Path]:
+    if directory.is_symlink() or not directory.is_dir():
+        return []
+    try:
+        return list(directory.iterdir())
+    except OSError:
+        return []
+
+
+def _shown(path: Path, project: Path) -> str:
+    try:
+        return str(path.relative_to(project))
+    except ValueError:
+        return str(path)
+
+
+def tracked_symlinks(project: Path) -> tuple[str, ...]:
+    """Symlinks the repository itself tracks under ``.unattended/`` (a hostile clone's)."""
+    from unattended.supervisor.git.facts import run_git
+
+    listing = run_git(project, "ls-files", "-s", "-z", "--", STATE_DIR_NAME, check=False)
+    links = []
+    for entry in listing.split("\0"):
+        meta, _, name = entry.partition("\t")
+        if name and meta.startswith("120000 "):
+            links.append(name)
+    return tuple(links)
+
+
 def gather(project: Path, settings: Settings, environ: dict[str, str]) -> Gathered:
     from unattended.safety.preflight import PreflightFacts
     from unattended.supervisor.git.facts import NotAGitRepo, gather_repo_facts
 
+    git_dir: Path | None = None
     try:
         repo = gather_repo_facts(project, tuple(settings.dirty_whitelist))
         in_repo, branch, detached, dirty = True, repo.branch, repo.detached, repo.dirty_paths
+        git_dir = repo.git_dir
     except NotAGitRepo:
         in_repo, branch, detached, dirty = False, None, False, ()
     source = prompt_source(project, settings)
@@ -61,5 +111,7 @@ def gather(project: Path, settings: Settings, environ: dict[str, str]) -> Gather
         is_root=hasattr(os, "geteuid") and os.geteuid() == 0,
         is_sandbox_env=environ.get("IS_SANDBOX") == "1",
         auth_source=auth_source(environ, project),
+        state_symlinks=planted_symlinks(RunPaths(project), git_dir),
+        tracked_state_symlinks=tracked_symlinks(project) if in_repo else (),
     )
     return Gathered(facts, source, binary)

@@ -1,5 +1,5 @@
 """Recommendations from telemetry across runs, each with its evidence and a stable id, and the
-record of what the user applied or rejected (``.unattended/advice.json``).
+record of what the user applied or rejected (``advice.json`` in the run records).
 
 A rule about setting K only counts runs that ran with K's current value: evidence gathered under
 an old value says nothing about the new one (after raising ``worker_timeout`` the old timeouts

@@ -6,8 +6,11 @@ that needs a display on a headless server.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from unattended.supervisor.records.fsio import atomic_write, ensure_private_dir
 
 if TYPE_CHECKING:
     from unattended.contracts.telemetry import TelemetryLine
@@ -39,7 +42,7 @@ def write_charts(
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(out_dir)
     numbers = [t.iteration for t in lines]
     written: list[Path] = []
 
@@ -104,12 +107,10 @@ def _save(fig, path: Path) -> Path:  # noqa: ANN001 - matplotlib Figure, importe
 
     for ax in fig.axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    import io
 
-    from unattended.supervisor.records.fsio import atomic_write
 
     fig.tight_layout()
     png = io.BytesIO()
     fig.savefig(png, format="png")
-    atomic_write(path, png.getvalue())  # 0600, like everything under .unattended/
+    atomic_write(path, png.getvalue())  # 0600, never through a symlink planted at its name
     return path

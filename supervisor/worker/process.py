@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from unattended.platform_adapters import proctree
 from unattended.platform_adapters.process import Handle, tick_if_due, worker_policy
+from unattended.supervisor.records.fsio import open_private_file
 from unattended.supervisor.worker.rawlog import CappedLog
 from unattended.supervisor.worker.stream import StreamFacts, StreamReader
 
@@ -128,7 +129,7 @@ class Worker:
             os.close(stdin)
             raise
         try:
-            stderr = os.open(spec.stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            stderr = open_private_file(spec.stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         except OSError as exc:
             log.close()
             os.close(stdin)

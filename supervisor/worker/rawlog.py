@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from unattended.supervisor.records.fsio import open_private_file
+
 COPY_CHUNK = 1 << 20
 KEEP_WHEN_FULL = 64 * 1024
 
@@ -22,7 +24,7 @@ class CappedLog:
         self.half = max(1, max_bytes // 2)
         self.written = 0  # bytes received
         self.dropped = 0
-        self._main = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        self._main = open_private_file(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
         self._head_left = self.half
         self._tail_path = path.with_name(path.name + ".tail")
         self._old_path = path.with_name(path.name + ".tail.old")
@@ -70,7 +72,7 @@ class CappedLog:
         if self._tail is not None:
             os.close(self._tail)
             os.replace(self._tail_path, self._old_path)
-        self._tail = os.open(self._tail_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._tail = open_private_file(self._tail_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         self._tail_size = 0
 
     def close(self) -> None:
@@ -97,7 +99,7 @@ class CappedLog:
         os.close(self._main)
 
     def _copy_tail(self, source: Path, count: int) -> None:
-        with source.open("rb") as fh:
+        with os.fdopen(open_private_file(source, os.O_RDONLY), "rb") as fh:
             if count:
                 fh.seek(-count, os.SEEK_END)
             while count > 0:

@@ -42,6 +42,7 @@ def test_all_pass_in_a_fixed_order() -> None:
         "claude",
         "auth",
         "state-dir",
+        "symlinks",
     ]
     assert failures(result) == []
     assert all("\n" not in c.message for c in result)
@@ -206,3 +207,24 @@ def test_absolute_claude_bin_is_not_found_rather_than_not_on_path() -> None:
     message = check["claude"].message
     assert message.startswith("claude binary not found: /opt/nowhere/claude does not exist")
     assert "PATH" not in message
+
+
+def test_a_tracked_symlink_in_the_state_dir_is_refused_with_the_fix() -> None:
+    facts = dict(
+        state_symlinks=(".unattended/run.log", ".unattended/iterations"),
+        tracked_state_symlinks=(".unattended/run.log",),
+    )
+    check = checks(**facts)["symlinks"]
+    assert not check.ok and "\n" not in check.message
+    assert check.message == (
+        ".unattended/run.log is a symlink tracked by git (and 1 more): unattended never writes "
+        "through a symlink; remove it (git rm --cached .unattended/run.log && rm "
+        ".unattended/run.log) and start again"
+    )
+
+
+def test_a_planted_symlink_is_refused_too() -> None:
+    check = checks(state_symlinks=(".unattended",))["symlinks"]
+    assert not check.ok
+    assert check.message.startswith(".unattended is a symlink: unattended never writes")
+    assert "(rm .unattended)" in check.message

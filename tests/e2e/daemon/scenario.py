@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import git, run_cli
+from unattended.contracts.paths import RunPaths
 
 # Every daemon in these tests: quick worker ends, Bash allowed without bypass mode (we are root).
 FAST = ["--grace-seconds", "1", "--allowed-tools", "Bash,Write"]
@@ -36,7 +37,7 @@ def run_log(project: Path) -> str:
 
 
 def events(project: Path, kind: str | None = None) -> list[dict[str, Any]]:
-    path = project / ".unattended" / "events.jsonl"
+    path = RunPaths(project).events
     if not path.exists():
         return []
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import read_state, run_cli, wait_terminal
+from unattended.contracts.paths import RunPaths
 
 FAST = ["--grace-seconds", "2", "--allowed-tools", "Bash"]
 
@@ -25,7 +26,7 @@ def test_step_calls_land_in_run_log_and_telemetry(
     log = (project / ".unattended" / "run.log").read_text()
     assert "Step 1 completed: Tokens: 25.0%; Status: OK, updated" in log
     assert "Cycle 1 closed: the worker reported UNATTENDED_DONE" in log
-    line = json.loads((project / ".unattended" / "telemetry.jsonl").read_text().splitlines()[-1])
+    line = json.loads((RunPaths(project).telemetry).read_text().splitlines()[-1])
     assert line["steps"] and line["steps"][0]["step"] == 1
     assert line["steps"][0]["desc"] == "wrote the parser"
 
@@ -83,7 +84,7 @@ def test_killed_worker_is_priced_from_its_transcript(
         hermetic_env, cwd=project, timeout=90,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    first = json.loads((project / ".unattended" / "telemetry.jsonl").read_text().splitlines()[0])
+    first = json.loads((RunPaths(project).telemetry).read_text().splitlines()[0])
     assert first["outcome"] == "timeout"
     assert first["usage_source"] == "transcript"
     assert first["input_tokens"] > 0 and first["total_cost_usd"] > 0
@@ -109,7 +110,7 @@ def test_escalation_moves_to_the_stronger_model_and_restarts_the_count(
     assert len(models) >= 5  # the no-progress count started again after escalating
     log = (project / ".unattended" / "run.log").read_text()
     assert "escalating the worker model from base-model to strong-model" in log
-    telemetry = (project / ".unattended/telemetry.jsonl").read_text().splitlines()
+    telemetry = (RunPaths(project).telemetry).read_text().splitlines()
     lines = [json.loads(x) for x in telemetry]
     assert [x["escalated_model"] for x in lines][:3] == [False, False, True]
 
@@ -128,7 +129,7 @@ def test_quota_pacing_waits_for_the_window_reset(
     state = read_state(project)
     assert state["quota"]["five_hour"]["utilization"] is not None
     events = [
-        json.loads(x) for x in (project / ".unattended" / "events.jsonl").read_text().splitlines()
+        json.loads(x) for x in (RunPaths(project).events).read_text().splitlines()
     ]
     waits = [e for e in events if e["kind"] == "wait"]
     assert waits and "quota" in waits[0]["message"]

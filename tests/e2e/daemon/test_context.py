@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import run_cli, wait_terminal
+from unattended.contracts.paths import RunPaths
 
 FAST = ["--grace-seconds", "2", "--allowed-tools", "Bash", "--model", "claude-sonnet-4-5"]
 
@@ -53,5 +54,5 @@ def test_worker_is_told_to_hand_off_and_the_next_one_gets_the_notes(
     assert "iter 1 Step 1 completed: Tokens: 75.0%; Status: OK, updated — parser" in log
     # The context ended iteration 1: its cycle line says so, as the seeds' does.
     assert re.search(r"Z Cycle 1 closed: Token threshold exceeded: 8\d\.\d%$", log, re.M), log
-    steps = (project / ".unattended" / "iterations" / "0001.steps.jsonl").read_text()
+    steps = (RunPaths(project).iterations / "0001.steps.jsonl").read_text()
     assert json.loads(steps)["desc"] == "parser"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, kill_daemon, run_cli
+from unattended.contracts.paths import RunPaths
 from unattended.supervisor.records.fsio import atomic_write, sys_calls
 
 FAST = ["--grace-seconds", "1", "--allowed-tools", "Bash"]
@@ -61,7 +62,7 @@ def test_worker_output_fills_the_disk_run_fails_state_intact(
     assert state["status"] == "failed"
     assert "disk full" in state["stop_reason"]
     assert "disk full" in (repo / ".unattended" / "run.log").read_text()
-    assert not list((repo / ".unattended").glob(".*.tmp"))
+    assert not list(RunPaths(repo).records.glob(".*.tmp"))
 
 
 def test_atomic_write_on_enospc_keeps_the_old_file(tmp_path: Path, monkeypatch) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import git, kill_daemon, run_cli
 from tests.e2e.daemon.scenario import foreground
+from unattended.contracts.paths import RunPaths
 
 
 @pytest.fixture
@@ -49,7 +50,9 @@ def _fill_the_disk(project: Path, env: dict[str, str], fake_claude) -> dict:  # 
     assert proc.returncode == 7, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert "disk full" in proc.stdout  # run.log lines echoed: the file itself may be full
-    return json.loads((project / ".unattended" / "state.json").read_text())
+    view = RunPaths(project).state_view
+    assert not view.exists() or json.loads(view.read_text())["status"] == "failed"  # never stale
+    return json.loads(RunPaths(project).state.read_text())
 
 
 def test_worker_filling_the_disk_fails_the_run_and_keeps_state_whole(
@@ -60,7 +63,7 @@ def test_worker_filling_the_disk_fails_the_run_and_keeps_state_whole(
     # The final record landed (the daemon keeps a little space in reserve for it).
     assert state["status"] == "failed" and state["exit_code"] == 7
     assert state["stop_reason"].startswith("disk full")
-    assert not list((small_project / ".unattended").glob(".state.json.*"))
+    assert not list(RunPaths(small_project).records.glob(".state.json.*"))
     assert len(fake_claude.calls()) == 1  # no second worker on a full disk
     # Once space is freed, a new run can start.
     (small_project / "filler").unlink()
@@ -77,4 +80,4 @@ def test_disk_full_leaves_no_temp_files(
     small_project: Path, hermetic_env: dict[str, str], fake_claude
 ) -> None:
     _fill_the_disk(small_project, hermetic_env, fake_claude)
-    assert not [p.name for p in (small_project / ".unattended").glob("*.tmp")]
+    assert not [p.name for p in RunPaths(small_project).records.glob("*.tmp")]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tests.conftest import git, read_state, run_cli
 from tests.e2e.daemon.scenario import foreground, run_log, write_toml
+from unattended.contracts.paths import RunPaths
 
 # First words of git commands that can lose work or move a user's branch.
 DESTRUCTIVE = {
@@ -115,7 +116,7 @@ def test_raw_iteration_log_is_capped_keeping_head_and_tail(
     fake_claude.script([[{"do": "spew", "mb": 4}, "commit", "done"]])
     proc = foreground(project, hermetic_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr  # the stream was parsed in full
-    raw = project / ".unattended" / "iterations" / "0001.jsonl"
+    raw = RunPaths(project).iterations / "0001.jsonl"
     assert raw.stat().st_size <= 1024 * 1024 + 4096
     lines = raw.read_text().splitlines()
     assert json.loads(lines[0])["type"] == "system"  # the head
@@ -133,7 +134,7 @@ def test_old_runs_and_their_snapshots_are_pruned(
         proc = foreground(project, hermetic_env)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         run_ids.append(read_state(project)["run_id"])
-    archived = sorted(p.name for p in (project / ".unattended" / "runs").iterdir())
+    archived = sorted(p.name for p in (RunPaths(project).runs).iterdir())
     assert archived == run_ids[1:2]  # keep_runs archived runs; the oldest went
     refs = git(project, "for-each-ref", "--format=%(refname)", "refs/unattended/").splitlines()
     assert refs and all(f"/{run_ids[-1]}/" in ref for ref in refs)  # a done run keeps its own

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from tests.conftest import pid_alive, read_state, run_cli, wait_for, wait_terminal
+from unattended.contracts.paths import RunPaths
 
 FAST = ["--grace-seconds", "2", "--allowed-tools", "Bash"]
 
@@ -92,7 +93,7 @@ def test_detached_run_commits_and_reports_done(
     calls = fake_claude.calls()
     assert [c["env"]["UNATTENDED_ITERATION"] for c in calls] == ["1", "2"]
     assert all("NOTIFY_SOCKET" not in c.get("env_names", []) for c in calls)
-    assert (project / ".unattended" / "iterations" / "0001.jsonl").stat().st_size > 0
+    assert (RunPaths(project).iterations / "0001.jsonl").stat().st_size > 0
     mode = (project / ".unattended").stat().st_mode & 0o777
     assert mode == 0o700
     assert "/.unattended/" in (project / ".git" / "info" / "exclude").read_text()
@@ -176,7 +177,7 @@ def test_new_start_after_crash_archives_old_run(
     assert run_cli(["start", *FAST], hermetic_env, cwd=project).returncode == 0
     state = wait_terminal(project)
     assert state["run_id"] != old["run_id"] and state["iteration"] == 1
-    assert (project / ".unattended" / "runs" / old["run_id"] / "state.json").exists()
+    assert (RunPaths(project).runs / old["run_id"] / "state.json").exists()
 
 
 def test_stop_sentinel_ends_after_current_iteration(
@@ -280,7 +281,7 @@ def test_huge_output_keeps_daemon_memory_flat(
     state = wait_terminal(project, 120)
     assert state["status"] == "done"
     assert peak < 100 * 1024 * 1024, f"daemon peak RSS {peak / 2**20:.1f} MiB"
-    size = (project / ".unattended" / "iterations" / "0001.jsonl").stat().st_size
+    size = (RunPaths(project).iterations / "0001.jsonl").stat().st_size
     assert size > 100 * 1024 * 1024  # below the 200 MB cap: everything kept
 
 
@@ -312,14 +313,13 @@ def test_worker_deleting_the_state_dir_is_repaired(
     assert run_cli(["start", *FAST], hermetic_env, cwd=project).returncode == 0
     state = wait_terminal(project)
     assert state["status"] == "done" and state["iteration"] == 3
-    root = project / ".unattended"
-    assert "was deleted" in (root / "run.log").read_text()
+    paths = RunPaths(project)
+    assert "was deleted" in paths.run_log.read_text()
     iterations = [
-        json.loads(line)["iteration"]
-        for line in (root / "telemetry.jsonl").read_text().splitlines()
+        json.loads(line)["iteration"] for line in paths.telemetry.read_text().splitlines()
     ]
-    assert iterations == [1, 2, 3]  # iteration 1's line was rewritten from memory
-    assert (root.stat().st_mode & 0o777) == 0o700
+    assert iterations == [1, 2, 3]  # the records in the git dir were never touched
+    assert (paths.root.stat().st_mode & 0o777) == 0o700
 
 
 def test_run_log_survives_rotation(

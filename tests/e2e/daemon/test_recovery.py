@@ -17,7 +17,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, kill_tree, pid_alive, read_state, run_cli, wait_for
-from tests.e2e.daemon.scenario import FAST, branch, detached, foreground, head, run_log
+from tests.e2e.daemon.scenario import (
+    FAST,
+    branch,
+    detached,
+    foreground,
+    head,
+    run_log,
+    write_toml,
+)
+from unattended.contracts.paths import RunPaths
 
 WIPE = "git reset --hard -q && git clean -fdxq"
 
@@ -29,6 +38,7 @@ def test_reset_and_clean_lose_nothing(
     git(project, "add", ".gitignore", env=hermetic_env)
     git(project, "commit", "-q", "-m", "ignore .env", env=hermetic_env)
     (project / ".env").write_text("API_TOKEN=s3cret\n")
+    write_toml(project, snapshot_ignored=[".env"])  # opt in: snapshots hold no ignored file else
     user_head = head(project)
     fake_claude.script(
         [
@@ -87,6 +97,7 @@ def test_restore_without_ignored_holds_secrets_back(
     (project / ".gitignore").write_text(".env*\n")
     git(project, "add", ".gitignore", env=hermetic_env)
     git(project, "commit", "-q", "-m", "ignore env", env=hermetic_env)
+    write_toml(project, snapshot_ignored=[".env", ".env.*"])  # opted in
     fake_claude.script([[{"do": "run", "cmd": WIPE}, "done"]])
     proc = foreground(project, hermetic_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -119,7 +130,7 @@ def _kill_daemon_mid_iteration(project: Path) -> dict:
     its first write once the daemon is gone (so would the real CLI), and this test wants one
     that survives the daemon.
     """
-    out = project / ".unattended" / "iterations" / "0002.jsonl"
+    out = RunPaths(project).iterations / "0002.jsonl"
     assert wait_for(
         lambda: (
             read_state(project)["iteration"] == 2
@@ -176,7 +187,7 @@ def test_resume_with_nothing_to_resume_starts_a_new_run(
     state = read_state(project)
     assert state["run_id"] != first and state["iteration"] == 1
     assert "(--resume: nothing to resume)" in run_log(project)
-    assert (project / ".unattended" / "runs" / first / "state.json").exists()
+    assert (RunPaths(project).runs / first / "state.json").exists()
 
 
 @pytest.mark.parametrize(
@@ -189,7 +200,7 @@ def test_resume_with_nothing_to_resume_starts_a_new_run(
 def test_unreadable_state_refuses_resume_allows_new_run(
     project: Path, hermetic_env: dict[str, str], fake_claude, content: str, words: str
 ) -> None:
-    state_file = project / ".unattended" / "state.json"
+    state_file = RunPaths(project).state
     state_file.parent.mkdir(mode=0o700)
     state_file.write_text(content)
     status = run_cli(["status"], hermetic_env, cwd=project)
@@ -209,7 +220,7 @@ def test_unreadable_state_refuses_resume_allows_new_run(
     proc = foreground(project, hermetic_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert read_state(project)["status"] == "done"
-    archived = list((project / ".unattended" / "runs").glob("*/state.json"))
+    archived = list((RunPaths(project).runs).glob("*/state.json"))
     assert [p.read_text() for p in archived] == [content]
 
 
@@ -224,7 +235,7 @@ def test_pid_reuse_is_not_mistaken_for_the_daemon(
     stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
         forged = {**old, "pid": stranger.pid, "pid_create_time": old["pid_create_time"] - 1000}
-        (project / ".unattended" / "state.json").write_text(json.dumps(forged))
+        RunPaths(project).state.write_text(json.dumps(forged))
         (project / ".unattended" / "supervisor.pid").write_text(
             f"{stranger.pid} {forged['pid_create_time']}\n"
         )

@@ -23,6 +23,7 @@ from tests.e2e.daemon.scenario import (
     run_log,
     write_toml,
 )
+from unattended.contracts.paths import RunPaths
 
 NOTE = "Note from the supervisor"
 
@@ -218,7 +219,7 @@ def test_rate_limit_waits_then_continues(
 
 def _reset_reported(project: Path) -> float:
     """The resetsAt the worker's rate_limit_event reported (the fake computes it at run time)."""
-    for line in (project / ".unattended" / "iterations" / "0001.jsonl").read_text().splitlines():
+    for line in (RunPaths(project).iterations / "0001.jsonl").read_text().splitlines():
         event = json.loads(line)
         if event.get("type") == "rate_limit_event":
             return float(event["rate_limit_info"]["resetsAt"])

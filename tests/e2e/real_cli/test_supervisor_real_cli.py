@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from tests.fakes.fake_api import FakeAnthropic, Turn, Usage
+from unattended.contracts.paths import RunPaths
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -66,7 +67,7 @@ def test_real_cli_commits_then_reports_done(claude_bin, hermetic_env, git_repo, 
     assert requests[0].contains("Commit a file named work.txt")
     run_log = (git_repo / ".unattended" / "run.log").read_text()
     assert "iter 1 done" in run_log
-    telemetry = (git_repo / ".unattended" / "telemetry.jsonl").read_text().splitlines()
+    telemetry = (RunPaths(git_repo).telemetry).read_text().splitlines()
     line = json.loads(telemetry[-1])
     assert line["outcome"] == "done" and line["commits"] == 1
     # Snapshots exist for before and after the iteration.

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from unattended.contracts.paths import RunPaths
 from unattended.contracts.state import LastIteration, RunState
 from unattended.contracts.telemetry import TelemetryLine
 
@@ -327,7 +328,7 @@ def build_recorded(repo: Path, env: dict[str, str]) -> Recorded:
     git(repo, env, "add", "README.md")
     git(repo, env, "commit", "-q", "-m", "initial", when=datetime(2026, 11, 21, 12, tzinfo=UTC))
     initial = git(repo, env, "rev-parse", "HEAD")
-    state_dir = repo / ".unattended"
+    state_dir = RunPaths(repo).records  # what the daemon keeps in the git dir
     (state_dir / "runs").mkdir(parents=True)
     old = _write_run(
         repo,

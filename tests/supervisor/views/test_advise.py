@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from unattended.contracts.paths import RunPaths
 from unattended.contracts.state import RunState
 from unattended.contracts.telemetry import TelemetryLine
 from unattended.supervisor.views.toml_edit import TomlEditError, set_key
@@ -33,7 +34,7 @@ def write_run(project: Path, index: int, plan: list[dict], settings: dict | None
     """An archived run under runs/<id>/ with one telemetry line per entry of ``plan``."""
     start = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(days=index)
     run_id = start.strftime("%Y%m%dT%H%M%SZ")
-    root = project / ".unattended" / "runs" / run_id
+    root = RunPaths(project).runs / run_id
     root.mkdir(parents=True)
     lines = []
     for n, item in enumerate(plan, 1):
@@ -173,7 +174,7 @@ def test_apply_keeps_comments_and_records(advised: Path, hermetic_env: dict[str,
     text = (advised / "unattended.toml").read_text()
     assert text == TOML_AFTER_APPLY + "context_warn_pct = 60  # unattended advise: context-warn\n"
 
-    record = json.loads((advised / ".unattended" / "advice.json").read_text())
+    record = json.loads((RunPaths(advised).records / "advice.json").read_text())
     assert [(d["id"], d["action"], d["value"]) for d in record["decisions"]] == [
         ("worker-timeout", "applied", 5400),
         ("context-warn", "applied", 60),

@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT, git, run_cli, wait_for
 from tests.supervisor.views.recorded import Recorded
+from unattended.contracts.paths import RunPaths
 from unattended.contracts.state import RunState
 from unattended.contracts.status import RunStatus
 
@@ -85,7 +86,8 @@ def stream_lines() -> list[dict]:
 
 def make_running(rec: Recorded, iteration: int = 7) -> None:
     """The recorded run, resumed and alive: this test process plays the daemon and worker."""
-    root = rec.project / ".unattended"
+    paths = RunPaths(rec.project)
+    root = paths.records
     state = RunState.model_validate_json((root / "state.json").read_text())
     me = psutil.Process()
     now = datetime.now(UTC).replace(microsecond=0)
@@ -120,7 +122,8 @@ def make_running(rec: Recorded, iteration: int = 7) -> None:
             "time": "2026-11-23T03:00:00Z",
         },
     }
-    (root / "context-meter.json").write_text(json.dumps(meter))
+    paths.root.mkdir(exist_ok=True)
+    paths.context_meter.write_text(json.dumps(meter))
 
 
 def test_snapshot_when_not_a_tty(recorded: Recorded, hermetic_env: dict[str, str]):
