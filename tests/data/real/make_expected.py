@@ -3,13 +3,26 @@
 
 Run: python3 tests/data/real/make_expected.py
 """
+
 import json
 import pathlib
 
 HERE = pathlib.Path(__file__).resolve().parent
 STREAMS = HERE / "streams"
-USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-MU_KEYS = ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheCreationInputTokens", "costUSD", "contextWindow")
+USAGE_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
+MU_KEYS = (
+    "inputTokens",
+    "outputTokens",
+    "cacheReadInputTokens",
+    "cacheCreationInputTokens",
+    "costUSD",
+    "contextWindow",
+)
 
 
 def last_line(text):
@@ -30,14 +43,16 @@ def summarize(path):
         if ev.get("type") == "result":
             usage = ev.get("usage") or {}
             mu = ev.get("modelUsage") or {}
-            results.append({
-                "subtype": ev.get("subtype"),
-                "is_error": ev.get("is_error"),
-                "total_cost_usd": ev.get("total_cost_usd"),
-                "usage": {k: usage.get(k) for k in USAGE_KEYS},
-                "modelUsage": {m: {k: v.get(k) for k in MU_KEYS} for m, v in mu.items()},
-                "result_last_line": last_line(ev.get("result")),
-            })
+            results.append(
+                {
+                    "subtype": ev.get("subtype"),
+                    "is_error": ev.get("is_error"),
+                    "total_cost_usd": ev.get("total_cost_usd"),
+                    "usage": {k: usage.get(k) for k in USAGE_KEYS},
+                    "modelUsage": {m: {k: v.get(k) for k in MU_KEYS} for m, v in mu.items()},
+                    "result_last_line": last_line(ev.get("result")),
+                }
+            )
     return {
         "result_count": len(results),
         "results": results,
@@ -48,7 +63,8 @@ def summarize(path):
 
 def main():
     out = {p.name: summarize(p) for p in sorted(STREAMS.glob("*.jsonl"))}
-    (STREAMS / "expected.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(out, indent=1, ensure_ascii=False) + "\n"
+    (STREAMS / "expected.json").write_text(text, encoding="utf-8")
     print(f"wrote {len(out)} entries to {STREAMS / 'expected.json'}")
 
 

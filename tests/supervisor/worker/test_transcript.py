@@ -13,7 +13,6 @@ from unattended.supervisor.worker.transcript import (
     find_transcript,
     munge_project,
     transcript_usage,
-    transcript_usage_totals,
 )
 
 
@@ -65,17 +64,17 @@ def test_totals_dedup_by_message_id_and_include_sidechains(tmp_path: Path) -> No
     t.assistant("m3", input_tokens=1, cache_read=5, output_tokens=3)
     t.synthetic_error()
     path = t.write()
-    model, inp, out, cwrite, cread = transcript_usage_totals(path)
-    assert (inp, out, cwrite, cread) == (118, 132, 1_200, 1_305)
-    assert model == "claude-opus-4-8"  # the more expensive of the two models seen
     totals = transcript_usage(path)
+    assert totals.totals() == (118, 132, 1_200, 1_305)
     assert totals.messages == 4
-    assert totals.by_model["claude-haiku-4-5-20251001"] == [7, 9, 0, 300]
+    haiku = totals.by_model["claude-haiku-4-5-20251001"]
+    assert (haiku.input, haiku.output, haiku.cache_write, haiku.cache_read) == (7, 9, 0, 300)
+    # Each model at its own price, not every token at the priciest model's.
     exact = price_usage("claude-opus-4-8", 111, 123, 1_200, 1_005) + price_usage(
         "claude-haiku-4-5-20251001", 7, 9, 0, 300
     )
-    assert totals.cost_usd() == pytest.approx(exact)
-    assert price_usage(model, inp, out, cwrite, cread) >= totals.cost_usd()
+    assert totals.cost_priced == pytest.approx(exact)
+    assert totals.compactions == 1
 
 
 def test_subagent_transcripts_are_counted(tmp_path: Path) -> None:
@@ -84,18 +83,19 @@ def test_subagent_transcripts_are_counted(tmp_path: Path) -> None:
     sub = Transcript(tmp_path / SESSION / "subagents" / "agent-a1.jsonl")
     sub.user("task", sidechain=True).assistant("a1", input_tokens=40, sidechain=True, blocks=2)
     sub.write()
-    assert transcript_usage_totals(path)[1] == 45
+    assert transcript_usage(path).totals()[0] == 45
 
 
 def test_missing_transcript_raises(tmp_path: Path) -> None:
     with pytest.raises(OSError):
-        transcript_usage_totals(tmp_path / "none.jsonl")
+        transcript_usage(tmp_path / "none.jsonl")
 
 
 def test_empty_and_garbage_transcripts(tmp_path: Path) -> None:
     path = tmp_path / "g.jsonl"
     path.write_bytes(b'\x00\xff\n[1]\n{"type":"assistant"}\n{"type":"assistant","message":7}\n')
-    assert transcript_usage_totals(path) == (None, 0, 0, 0, 0)
+    totals = transcript_usage(path)
+    assert totals.totals() == (0, 0, 0, 0) and not totals.by_model
 
 
 def test_a_fake_worker_transcript_is_found_and_summed(
@@ -115,8 +115,9 @@ def test_a_fake_worker_transcript_is_found_and_summed(
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     path = find_transcript(hermetic_env, project, result["session_id"])
     assert path is not None and path.is_file()
-    model, inp, out, cwrite, cread = transcript_usage_totals(path)
-    assert model is not None and model.startswith("claude-opus-4-8")
+    totals = transcript_usage(path)
+    assert list(totals.by_model) == ["claude-opus-4-8"]
+    inp, _out, _cwrite, cread = totals.totals()
     assert inp > 0 and cread > 0
     # Every assistant line the fake wrote was counted once per distinct message id.
     ids = {
