@@ -19,8 +19,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-DEFAULT_WINDOW = 200_000
-LARGE_WINDOW = 1_000_000
+from unattended.contracts.context_window import DEFAULT_WINDOW, LARGE_WINDOW, table_window
+
+__all__ = ["DEFAULT_WINDOW", "LARGE_WINDOW", "table_window"]  # re-exported: one table of windows
+
 CACHE_WRITE_FACTOR = 1.25  # 5-minute cache writes cost 1.25x the input price
 CACHE_WRITE_1H_FACTOR = 2.0  # 1-hour cache writes cost 2x the input price
 LONG_CONTEXT_FROM = 200_000  # input tokens of one request above which a long-context tier applies
@@ -84,17 +86,6 @@ _ALIAS_PRICES = {
     "fable": Price(10.0, 50.0),
     "mythos": Price(10.0, 50.0),
 }
-# Lowest version of each family with a 1M-token window by default; a "[1m]" suffix means 1M for
-# any model. Seen with CLI 2.1.197 and 2.1.332: claude-opus-4-6, claude-sonnet-4-6,
-# claude-opus-4-8 and claude-sonnet-5 report contextWindow 200000 (1M only as "[1m]"),
-# claude-opus-5-5 and claude-sonnet-5-5 report 1000000 with no suffix.
-_LARGE_WINDOW_FROM = {
-    "fable": (0, 0),
-    "mythos": (0, 0),
-    "opus": (5, 5),
-    "sonnet": (5, 5),
-    "haiku": (5, 5),
-}
 
 
 def parse_model(model: str | None) -> tuple[str | None, tuple[int, int] | None]:
@@ -157,17 +148,6 @@ def price_usage(
 def request_is_long(input_tokens: int, cache_write: int, cache_read: int) -> bool:
     """Does one request's input put it in the long-context tier?"""
     return max(0, input_tokens) + max(0, cache_write) + max(0, cache_read) > LONG_CONTEXT_FROM
-
-
-def table_window(model: str | None) -> int:
-    """The window the table gives ``model``: 1M for "[1m]" ids and known 1M models, else 200k."""
-    if model and "[1m]" in model.lower():
-        return LARGE_WINDOW
-    family, version = parse_model(model)
-    since = _LARGE_WINDOW_FROM.get(family or "")
-    if since is not None and version is not None and version >= since:
-        return LARGE_WINDOW
-    return DEFAULT_WINDOW
 
 
 def context_window_for(model: str | None, reported: int | None, override: int | None) -> int:

@@ -48,9 +48,15 @@ def telemetry_line(
     run_id: str,
     settings: Settings,
     window: int,
+    compact_at: int | None = None,
 ) -> TelemetryLine:
+    """``compact_at``: where the worker's CLI compacts by itself; the bands act before it."""
+    from unattended.contracts.context_window import bands_before_compaction
     from unattended.safety.budget import context_band
 
+    warn, stop = bands_before_compaction(
+        window, settings.context_warn_pct, settings.context_stop_pct, compact_at
+    )
     pct = round(100.0 * record.context_peak_tokens / window, 1) if window else None
     return TelemetryLine(
         time=record.ended_at,
@@ -80,9 +86,7 @@ def telemetry_line(
         context_peak_tokens=record.context_peak_tokens,
         context_window=window,
         context_pct=pct,
-        context_band=context_band(
-            record.context_peak_tokens, window, settings.context_warn_pct, settings.context_stop_pct
-        ),
+        context_band=context_band(record.context_peak_tokens, window, warn, stop),
         head_before=record.git_before.head,
         head_after=record.git_after.head,
         commits=record.commits,

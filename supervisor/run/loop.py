@@ -364,9 +364,17 @@ class RelayLoop(LoopEffects):
             self.ctx.state.quota[window[0]] = window[1]
 
     def _write_telemetry(self, record: IterationRecord, outcome: Outcome, reason: str) -> None:
+        from unattended.contracts.context_window import auto_compact_point
+
         window = self._context_window(record)
+        compact_at = auto_compact_point(window, self.ctx.environ)
+        if record.compactions:
+            self._warn(
+                f"the CLI compacted worker {record.number}'s context by itself "
+                f"({record.compact_pre_tokens or '?'} tokens): the handoff came too late"
+            )
         line = records.telemetry_line(
-            record, outcome, reason, self.ctx.state.run_id, self.ctx.settings, window
+            record, outcome, reason, self.ctx.state.run_id, self.ctx.settings, window, compact_at
         ).model_dump_json()
         self.ctx.telemetry.append(line)
         self._guard_disk(lambda: append_line(self.ctx.paths.telemetry, line))

@@ -100,6 +100,17 @@ def group_by(lines: Iterable[TelemetryLine], by: str) -> list[Group]:
     return result
 
 
+def _compaction_facts(run: RunRecord) -> dict[str, Any]:
+    """Iterations the CLI compacted by itself (the bands acted too late), and the CLI version."""
+    compacted = [t.iteration for t in run.telemetry if t.compactions]
+    versions = [t.cli_version for t in run.telemetry if t.cli_version]
+    return {
+        "compactions": sum(t.compactions for t in run.telemetry),
+        "compacted_iterations": compacted,
+        "cli_version": versions[-1] if versions else (run.state.cli_version if run.state else None),
+    }
+
+
 def halts(runs: list[RunRecord]) -> list[dict[str, Any]]:
     """Why each run ended (or that it is still going / crashed / unreadable)."""
     from unattended.supervisor.records.liveness import effective_status
@@ -116,6 +127,7 @@ def halts(runs: list[RunRecord]) -> list[dict[str, Any]]:
                     "cost_usd": round(sum(t.total_cost_usd for t in run.telemetry), 6),
                     "exit_code": None,
                     "reason": run.state_error or "no state.json",
+                    **_compaction_facts(run),
                 }
             )
             continue
@@ -130,6 +142,7 @@ def halts(runs: list[RunRecord]) -> list[dict[str, Any]]:
                 "cost_usd": round(state.cost_usd, 6),
                 "exit_code": state.exit_code,
                 "reason": state.stop_reason,
+                **_compaction_facts(run),
             }
         )
     return rows

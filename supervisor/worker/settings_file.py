@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from unattended.contracts.hook import ENV_CONTEXT_WINDOW, ENV_STATE_DIR, ENV_STOP_PCT, ENV_WARN_PCT
-from unattended.supervisor.hook.meter import ENV_CONTEXT_SOURCE
+from unattended.supervisor.hook.meter import ENV_CONTEXT_SOURCE, ENV_WINDOW_PINNED
 from unattended.supervisor.records.fsio import atomic_write, ensure_private_dir
 
 if TYPE_CHECKING:
@@ -75,6 +75,8 @@ def hook_env(settings: Settings, window: int, paths: RunPaths | None = None) -> 
         ENV_STOP_PCT: f"{settings.context_stop_pct:g}",
         ENV_CONTEXT_SOURCE: settings.context_source,
     }
+    if settings.context_window is not None:
+        env[ENV_WINDOW_PINNED] = "1"  # the user's window wins over what the init event names
     if paths is not None:
         env[ENV_STATE_DIR] = str(paths.root)
     return env
