@@ -39,7 +39,9 @@ class IterationRecord(BaseModel):
     # How the process ended.
     spawn_error: str | None = None  # the worker could not be started at all
     exit_code: int | None = None  # negative: killed by that signal
-    ended_by: str | None = None  # None (exited by itself), "timeout", "stall", "stop"
+    # None (exited by itself), "timeout", "stall", "stop", "api_error" (an api_retry event
+    # named an error that retries cannot heal: authentication, permission, invalid request)
+    ended_by: str | None = None
     last_stderr_line: str | None = None
     # What the stream said.
     saw_result: bool = False
