@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import (
-    CLAUDE_CODE_VERSION,
+    CLAUDE_CODE_VERSIONS,
+    claude_version,
     parse_stream,
     run_claude,
     spawn_claude,
@@ -55,7 +56,7 @@ def test_version_is_pinned(claude_bin: Path) -> None:
         timeout=30,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith(CLAUDE_CODE_VERSION), out.stdout
+    assert out.stdout.split()[0] in CLAUDE_CODE_VERSIONS, out.stdout
 
 
 def test_stream_json_success_shape(claude_bin, hermetic_env, git_repo, tmp_path) -> None:
@@ -74,7 +75,8 @@ def test_stream_json_success_shape(claude_bin, hermetic_env, git_repo, tmp_path)
     events = run.events
     init = _first_non_hook(events)
     assert (init["type"], init["subtype"]) == ("system", "init")
-    assert init["claude_code_version"] == CLAUDE_CODE_VERSION
+    version = claude_version(claude_bin)
+    assert init["claude_code_version"] == version
     assert init["apiKeySource"] == "ANTHROPIC_API_KEY"
     assert init["analytics_disabled"] is True
 
@@ -100,7 +102,7 @@ def test_stream_json_success_shape(claude_bin, hermetic_env, git_repo, tmp_path)
     assert post.query.get("beta") == ["true"]
     assert post.body["stream"] is True
     assert post.headers["x-api-key"] == "dummy"
-    assert post.headers["user-agent"].startswith(f"claude-cli/{CLAUDE_CODE_VERSION}")
+    assert post.headers["user-agent"].startswith(f"claude-cli/{version}")
     assert post.headers["x-claude-code-session-id"] == init["session_id"]
 
 
