@@ -34,7 +34,10 @@ def doctor(project: Path, env: dict[str, str], *args: str) -> tuple[int, dict[st
 def test_all_good(project: Path, good_env: dict[str, str], fake_claude: FakeClaude):
     code, checks, out = doctor(project, good_env)
     assert code == 0, out
-    assert checks["claude"] == f"ok    claude       2.1.197 (Claude Code) at {fake_claude.bin}"
+    assert checks["claude"] == (
+        f"ok    claude       2.1.197 (Claude Code) at {fake_claude.bin}, in the tested range "
+        "2.1.197 to 2.1.332"
+    )
     assert checks["auth"].startswith("ok    auth         ANTHROPIC_API_KEY is set")
     for name in ("config", "git", "branch", "dirty", "permissions", "prompt", "state-dir"):
         assert checks[name].startswith("ok "), checks[name]
@@ -192,3 +195,17 @@ def test_live_spawn(project: Path, good_env: dict[str, str], fake_claude: FakeCl
     assert code == 1
     assert checks["live"].startswith("FAIL  live         the worker failed: Not logged in")
     assert out.splitlines()[-1] == "1 required check(s) failed (live): a run would not work"
+
+
+def test_an_untested_cli_version_is_a_warning(
+    project: Path, good_env: dict[str, str], fake_claude: FakeClaude, tmp_path: Path
+):
+    old = tmp_path / "old-claude"
+    old.write_text("#!/bin/sh\necho '2.0.14 (Claude Code)'\n")
+    old.chmod(0o755)
+    code, checks, _out = doctor(project, {**good_env, "UNATTENDED_CLAUDE_BIN": str(old)})
+    assert checks["claude"] == (
+        f"WARN  claude       2.0.14 (Claude Code) at {old}, outside the tested range 2.1.197 to "
+        "2.1.332; fix: install a tested version (npm install -g @anthropic-ai/claude-code@2.1.332)"
+    )
+    assert code == 0  # it still runs
