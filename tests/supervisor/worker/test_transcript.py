@@ -126,3 +126,45 @@ def test_a_fake_worker_transcript_is_found_and_summed(
         if json.loads(line).get("type") == "assistant"
     }
     assert transcript_usage(path).messages == len(ids)
+
+
+def test_the_last_line_of_a_message_counts_and_1h_writes_cost_double(tmp_path: Path) -> None:
+    """CLI 1.0.98 to 2.1.39 wrote partial output_tokens on a message's earlier lines."""
+    import json
+
+    def line(out: int, stamp: str, one_hour: int = 0) -> str:
+        usage = {"input_tokens": 10, "output_tokens": out, "cache_creation_input_tokens": 1000,
+                 "cache_read_input_tokens": 0,
+                 "cache_creation": {"ephemeral_1h_input_tokens": one_hour,
+                                    "ephemeral_5m_input_tokens": 1000 - one_hour}}  # fmt: skip
+        return json.dumps({"type": "assistant", "timestamp": stamp, "requestId": "req_1",
+                           "message": {"id": "msg_1", "model": "claude-opus-4-6",
+                                       "usage": usage}})  # fmt: skip
+
+    path = tmp_path / "t.jsonl"
+    path.write_text(
+        line(6, "2026-12-01T10:00:00.100Z", 1000)
+        + "\n"
+        + line(148, "2026-12-01T10:00:00.900Z", 1000)
+    )
+    totals = transcript_usage(path)
+    assert totals.totals() == (10, 148, 1000, 0)
+    assert totals.cost_priced == pytest.approx(
+        price_usage("claude-opus-4-6", 10, 148, 1000, 0, 1000)
+    )
+    assert totals.cost_priced == pytest.approx((10 * 5 + 148 * 25 + 1000 * 10) / 1e6)
+
+
+def test_only_lines_since_the_worker_started_count(tmp_path: Path) -> None:
+    """A resumed session's transcript holds the earlier iterations' messages too."""
+    from datetime import UTC, datetime
+
+    t = Transcript(tmp_path / "s.jsonl").user().assistant("m1", input_tokens=100)
+    t.assistant("m2", input_tokens=7)
+    path = t.write()
+    lines = path.read_text().splitlines()
+    stamps = [__import__("json").loads(x)["timestamp"] for x in lines]
+    cut = datetime.fromisoformat(stamps[-1].replace("Z", "+00:00"))
+    assert transcript_usage(path).totals()[0] == 107
+    assert transcript_usage(path, since=cut).totals()[0] == 7
+    assert transcript_usage(path, since=datetime(2000, 1, 1, tzinfo=UTC)).totals()[0] == 107
