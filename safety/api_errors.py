@@ -5,6 +5,7 @@ Structured fields first (the ``rate_limit_event`` status and ``resetsAt``, the r
 only as a fallback. Wording observed with CLI 2.1.197 (``../shared/claude-cli-facts.md``):
 
 - ``You've hit your session|weekly|Opus|usage limit · resets Mar 17, 2030, 5:46pm (UTC)``
+  (2.1.332 says ``5-hour limit`` for the session window)
 - ``API Error: Server is temporarily limiting requests (not your usage limit) · ...``
 - ``API Error: Request rejected (429) · ...``, ``API Error: 500 ...``, ``API Error: 529 Overloaded``
 - ``Invalid API key · Fix external API key``, ``Not logged in · Please run /login``
@@ -68,6 +69,7 @@ _USAGE_LIMIT = re.compile(r"You(?:'|’)ve hit your (?:(?P<which>[\w-]+(?: [\w-]
 _OUT_OF_USAGE = re.compile(r"You(?:'|’)re out of (?P<which>extra )?usage", re.I)
 _LIMIT_WORD_TYPES = {
     "session": "five_hour",
+    "5-hour": "five_hour",  # 2.1.332: "You've hit your 5-hour limit · resets 3:16am (UTC)"
     "weekly": "seven_day",
     "opus": "seven_day_opus",
     "sonnet": "seven_day_sonnet",

@@ -366,3 +366,12 @@ def test_a_worker_ended_on_a_fatal_retry_is_classified_like_the_final_error() ->
     from unattended.safety.classify import fatal_reason
 
     assert (fatal_reason(record) or "").startswith("authentication failed: API error 401")
+
+
+def test_the_2_1_332_wording_of_the_session_limit() -> None:
+    trouble = classify_text("You've hit your 5-hour limit · resets 3:16am (UTC)", REF)
+    assert trouble is not None and (trouble.kind, trouble.limit_type) == (
+        "usage_limit",
+        "five_hour",
+    )
+    assert trouble.resets_at is not None
