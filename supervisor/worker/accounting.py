@@ -202,7 +202,9 @@ def _looks_cumulative(tally: ResultTally, baseline: SessionFigures) -> bool:
             return False
     main = tally.main_model if tally.main_model in tally.last.by_model else None
     if main is None or main not in baseline.by_model:
-        return tally.last.total_cost_usd >= baseline.total_cost_usd > 0
+        return False  # cannot tell: counting twice is the safe error, not counting too little
+    if tally.last.total_cost_usd < baseline.total_cost_usd:
+        return False
     extra = tally.last.by_model[main].total - tally.usage_sum.total
     return extra >= baseline.by_model[main].total > 0
 
@@ -261,9 +263,14 @@ def settle(record: IterationRecord, previous: IterationRecord | None) -> None:
     tally = record.usage_tally
     if not isinstance(tally, ResultTally) or not tally.results:
         return
+    from unattended.contracts.cli_versions import OLDEST_TESTED, parse_version
+
     baseline = None
+    version = parse_version(record.cli_version)
+    per_invocation = version is not None and version <= (parse_version(OLDEST_TESTED) or version)
     if (
-        record.resumed_session
+        not per_invocation  # 2.1.197 and older: measured per invocation, never cumulative
+        and record.resumed_session
         and previous is not None
         and previous.session_id == record.session_id
         and isinstance(previous.session_figures, SessionFigures)

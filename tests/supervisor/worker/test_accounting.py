@@ -205,3 +205,18 @@ def test_context_window_is_the_main_models() -> None:
     event["modelUsage"]["claude-opus-4-6[1m]"] = {"inputTokens": 1, "contextWindow": 1_000_000}
     rec = _record(1, [_init("2.1.197"), event], resumed=False)
     assert rec.context_window == 200_000
+
+
+def test_per_invocation_figures_that_grow_are_not_taken_for_cumulative_ones() -> None:
+    """2.1.197 reports per invocation: a bigger second invocation is counted whole."""
+    first = _record(1, [_init("2.1.197"), _result(1, False)], resumed=False)
+    settle(first, None)
+    bigger = _result(2, False)  # twice the first one's figures, as its own
+    bigger["usage"] = {k: 2 * v for k, v in bigger["usage"].items() if isinstance(v, int)}
+    second = _record(2, [_init("2.1.197"), bigger], resumed=True)
+    settle(second, first)
+    assert second.cost_usd_cli == pytest.approx(2 * PER_CALL_COST)
+    # Without the result's own usage to tell, a later version's figures are not cut either.
+    unknown = _record(2, [_init("2.1.250", model="other-model"), _result(2, False)], resumed=True)
+    settle(unknown, first)
+    assert unknown.cost_usd_cli == pytest.approx(2 * PER_CALL_COST)
