@@ -12,17 +12,10 @@ import pytest
 
 from tests.conftest import read_state, run_cli
 from tests.e2e.daemon.scenario import FAST, run_log
-from tests.real_corpus import STREAMS, stream_expected
+from tests.real_corpus import STREAMS, stream_expected, stream_files
 
 EXPECTED = stream_expected()
-# One capture per kind: a clean run with three models, the two API errors, a trimmed capture.
-REPLAYED = [
-    "fi-download-compiler-3models.jsonl",
-    "fi-logging-fix-2models.jsonl",
-    "fi-llm-integration-api-error.jsonl",
-    "fi-logging-api-error.jsonl",
-    "gleam-basic-query.jsonl",
-]
+REPLAYED = [path.name for path in stream_files()]  # every real capture of the corpus
 
 
 def telemetry(project: Path) -> list[dict[str, Any]]:
