@@ -52,3 +52,23 @@ def test_a_compaction_by_the_cli_is_recorded_and_the_stop_band_came_first(
     assert "the CLI compacted worker 1's context by itself" in log
     meter = json.loads((paths / "context-meter.json").read_text())
     assert meter["last_reading"]["compact_at"] == 167_000
+
+
+def test_the_first_worker_without_a_model_is_measured_against_its_real_window(
+    claude_bin, hermetic_env, git_repo, tmp_path
+) -> None:
+    """No --model: the CLI's default (2.1.197 claude-opus-4-8[1m], 2.1.332 claude-opus-5-5)
+    has a 1M window. 150k tokens are 15 %: no warning (the daemon alone would have said 75 %)."""
+    (git_repo / "PROMPT.md").write_text("Work through the steps.\n")
+    turns = [bash("one", 150_000), Turn.text("Done with the step.", usage=Usage(151_000, 20))]
+    with FakeAnthropic(turns) as api:
+        env = hermetic_env(tmp_path, api.base_url)
+        run = start_foreground(claude_bin, git_repo, env, "--max-iterations", "1")
+        requests = api.message_requests()
+    assert run.returncode == 3, run.stderr + run.stdout
+    assert not requests[1].contains("unattended context meter")
+    paths = git_repo / ".unattended"
+    reading = json.loads((paths / "context-meter.json").read_text())["last_reading"]
+    assert (reading["window"], reading["percent"], reading["band"]) == (1_000_000, 15.0, "normal")
+    (line,) = [json.loads(x) for x in (paths / "telemetry.jsonl").read_text().splitlines()]
+    assert line["context_window"] == 1_000_000
