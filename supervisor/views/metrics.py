@@ -31,7 +31,9 @@ class Group:
     output_tokens: int = 0
     cache_creation_tokens: int = 0
     cache_read_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # the larger of the two below, per iteration: what caps count
+    cost_usd_cli: float = 0.0  # the CLI's own figures (iterations that had one)
+    cost_usd_priced: float = 0.0  # the published prices
     duration_s: float = 0.0
     commits: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -56,6 +58,8 @@ class Group:
         self.cache_creation_tokens += line.cache_creation_tokens
         self.cache_read_tokens += line.cache_read_tokens
         self.cost_usd += line.total_cost_usd
+        self.cost_usd_cli += line.cost_usd_cli or 0.0
+        self.cost_usd_priced += line.cost_usd_priced or 0.0
         self.duration_s += line.duration_s
         self.commits += line.commits
         self.outcomes[line.outcome.value] += 1
@@ -70,6 +74,8 @@ class Group:
             "cache_read_tokens": self.cache_read_tokens,
             "tokens": self.tokens,
             "cost_usd": round(self.cost_usd, 6),
+            "cost_usd_cli": round(self.cost_usd_cli, 6),
+            "cost_usd_priced": round(self.cost_usd_priced, 6),
             "cost_per_iteration_usd": round(self.cost_per_iteration, 6),
             "duration_s": round(self.duration_s, 3),
             "duration_per_iteration_s": round(self.seconds_per_iteration, 3),
