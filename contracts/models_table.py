@@ -2,9 +2,14 @@
 
 Why a table here: the context meter needs the window of the worker's model (200k or 1M tokens,
 never one hard-coded number) and the caps need the price of a worker that was killed before
-its ``result`` event told us ``total_cost_usd``. The CLI prices usage per model family; this
-table copies those published per-million-token prices (checked against the CLI: 1M input +
-100k output + 5k cache read + 7k cache write on ``claude-opus-4-8[1m]`` gave $7.54625).
+its ``result`` event told us ``total_cost_usd``, and every iteration is priced twice: as the
+CLI reported it and from this table (the CLI's own figure has been off the published price:
+``claude-sonnet-4-6`` at Opus rates, 1-hour cache writes at the 5-minute rate). The prices are
+the published per-million-token ones: 5-minute cache writes 1.25x input, 1-hour cache writes
+2x input, cache reads 0.1x input unless a row says otherwise, and the long-context tier of the
+models that have one (a request of more than 200k input tokens pays the tier's prices for all of
+its tokens). Checked against ccusage on real transcripts (tests/data/real) and against the CLI:
+1M input + 100k output + 5k cache read + 7k cache write on ``claude-opus-4-8[1m]`` gave $7.54625.
 
 Standard library only: the context-meter hook imports this on its fast path.
 """
@@ -14,9 +19,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-DEFAULT_WINDOW = 200_000
-LARGE_WINDOW = 1_000_000
+from unattended.contracts.context_window import DEFAULT_WINDOW, LARGE_WINDOW, table_window
+
+__all__ = ["DEFAULT_WINDOW", "LARGE_WINDOW", "table_window"]  # re-exported: one table of windows
+
 CACHE_WRITE_FACTOR = 1.25  # 5-minute cache writes cost 1.25x the input price
+CACHE_WRITE_1H_FACTOR = 2.0  # 1-hour cache writes cost 2x the input price
+LONG_CONTEXT_FROM = 200_000  # input tokens of one request above which a long-context tier applies
 CACHE_READ_FACTOR = 0.1  # cache hits cost 0.1x the input price unless a row says otherwise
 
 _NEW_STYLE = re.compile(r"(opus|sonnet|haiku|fable|mythos)[-_.]?(\d{1,2})(?:[-_.](\d{1,2}))?(?!\d)")
@@ -31,10 +40,15 @@ class Price:
     input: float
     output: float
     cache_read: float | None = None  # None: CACHE_READ_FACTOR x input
+    long_context: Price | None = None  # the prices of a request above LONG_CONTEXT_FROM
 
     @property
     def cache_write(self) -> float:
         return self.input * CACHE_WRITE_FACTOR
+
+    @property
+    def cache_write_1h(self) -> float:
+        return self.input * CACHE_WRITE_1H_FACTOR
 
     @property
     def cache_hit(self) -> float:
@@ -52,10 +66,12 @@ _PRICES: tuple[tuple[str, tuple[int, int], Price], ...] = (
     ("mythos", (5, 1), Price(10.0, 50.0, 0.25)),
     ("mythos", (0, 0), Price(10.0, 50.0)),
     ("opus", (5, 5), Price(4.0, 20.0, 0.2)),
+    ("opus", (4, 6), Price(5.0, 25.0, long_context=Price(10.0, 37.5))),
     ("opus", (4, 5), Price(5.0, 25.0)),
     ("opus", (0, 0), Price(15.0, 75.0)),
     ("sonnet", (5, 5), Price(2.0, 10.0, 0.1)),
     ("sonnet", (5, 0), Price(2.0, 10.0)),
+    ("sonnet", (4, 0), Price(3.0, 15.0, long_context=Price(6.0, 22.5))),
     ("sonnet", (0, 0), Price(3.0, 15.0)),
     ("haiku", (5, 5), Price(0.1, 0.5)),  # the <= 100k-token prompt band
     ("haiku", (4, 0), Price(1.0, 5.0)),
@@ -69,14 +85,6 @@ _ALIAS_PRICES = {
     "haiku": Price(1.0, 5.0),
     "fable": Price(10.0, 50.0),
     "mythos": Price(10.0, 50.0),
-}
-# Lowest version of each family with a 1M-token window (a "[1m]" suffix means 1M for any model).
-_LARGE_WINDOW_FROM = {
-    "fable": (0, 0),
-    "mythos": (0, 0),
-    "opus": (4, 6),
-    "sonnet": (4, 6),
-    "haiku": (5, 5),
 }
 
 
@@ -110,28 +118,36 @@ def price_for(model: str | None) -> Price:
 
 
 def price_usage(
-    model: str | None, input_tokens: int, output_tokens: int, cache_write: int, cache_read: int
+    model: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    cache_write: int,
+    cache_read: int,
+    cache_write_1h: int = 0,
+    long_context: bool = False,
 ) -> float:
-    """USD for this usage, priced like the CLI prices it (5-minute cache writes assumed)."""
+    """USD for this usage at the published prices. ``cache_write`` counts every cache write,
+    ``cache_write_1h`` how many of them were 1-hour writes (the rest are 5-minute ones).
+    ``long_context``: the usage is of requests above LONG_CONTEXT_FROM input tokens, priced at
+    the model's long-context tier when it has one."""
     p = price_for(model)
+    if long_context and p.long_context is not None:
+        p = p.long_context
+    cache_write, cache_write_1h = max(0, cache_write), max(0, cache_write_1h)
+    cache_write_1h = min(cache_write_1h, cache_write)
     total = (
         max(0, input_tokens) * p.input
         + max(0, output_tokens) * p.output
-        + max(0, cache_write) * p.cache_write
+        + (cache_write - cache_write_1h) * p.cache_write
+        + cache_write_1h * p.cache_write_1h
         + max(0, cache_read) * p.cache_hit
     )
-    return round(total / 1_000_000, 6)
+    return round(total / 1_000_000, 9)
 
 
-def table_window(model: str | None) -> int:
-    """The window the table gives ``model``: 1M for "[1m]" ids and known 1M models, else 200k."""
-    if model and "[1m]" in model.lower():
-        return LARGE_WINDOW
-    family, version = parse_model(model)
-    since = _LARGE_WINDOW_FROM.get(family or "")
-    if since is not None and version is not None and version >= since:
-        return LARGE_WINDOW
-    return DEFAULT_WINDOW
+def request_is_long(input_tokens: int, cache_write: int, cache_read: int) -> bool:
+    """Does one request's input put it in the long-context tier?"""
+    return max(0, input_tokens) + max(0, cache_write) + max(0, cache_read) > LONG_CONTEXT_FROM
 
 
 def context_window_for(model: str | None, reported: int | None, override: int | None) -> int:

@@ -74,12 +74,16 @@ class RunState(BaseModel):
     stop_reason: str | None = None
     exit_code: int | None = None
     resume_at: UtcDatetime | None = None
-    # Running totals from the workers' result events (transcripts for killed workers).
+    # Running totals from the workers' result events (transcripts for killed workers); tokens
+    # are summed over every model a worker used.
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_tokens: int = 0
     cache_read_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # per iteration the larger of the CLI's figure and the published price
+    cost_usd_cli: float = 0.0  # the CLI's own figures, summed (transcript-priced workers: 0)
+    cost_usd_priced: float = 0.0  # the published prices, summed
+    cli_version: str | None = None  # the Claude Code CLI the last worker ran (its init event)
     last_iteration: LastIteration | None = None
     gutter: GutterState = Field(default_factory=GutterState)
     model: str | None = None

@@ -1,7 +1,8 @@
 """The few stream-json events of ``claude -p --output-format stream-json`` that we read.
 
 Unknown fields are ignored so a CLI upgrade cannot break parsing; only what the supervisor
-decides on is modelled. Observed shapes: ``../shared/claude-cli-facts.md`` (CLI 2.1.197).
+decides on is modelled. Observed shapes: ``../shared/claude-cli-facts.md`` (CLI 2.1.197 and
+2.1.332) and the real captures in ``tests/data/real`` (2.1.4, 2.1.7).
 """
 
 from __future__ import annotations
@@ -13,11 +14,20 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
+class CacheCreation(_Lenient):
+    ephemeral_1h_input_tokens: int = 0
+    ephemeral_5m_input_tokens: int = 0
+
+
 class Usage(_Lenient):
+    """``result.usage``: the main model only, for this invocation (or, in a later result of the
+    same process, for the turns since the previous result)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
+    cache_creation: CacheCreation | None = None
 
     @property
     def context_tokens(self) -> int:
@@ -26,6 +36,9 @@ class Usage(_Lenient):
 
 
 class ModelUsage(_Lenient):
+    """One model's figures in ``modelUsage``: cumulative for the process (every CLI version) and,
+    on a resumed session with 2.1.332, for the whole session."""
+
     input_tokens: int = Field(0, alias="inputTokens")
     output_tokens: int = Field(0, alias="outputTokens")
     cache_read_input_tokens: int = Field(0, alias="cacheReadInputTokens")
@@ -33,6 +46,7 @@ class ModelUsage(_Lenient):
     cost_usd: float = Field(0.0, alias="costUSD")
     context_window: int | None = Field(None, alias="contextWindow")
     max_output_tokens: int | None = Field(None, alias="maxOutputTokens")
+    cache_creation_1h: int | None = Field(None, alias="cacheCreationEphemeral1hInputTokens")
 
 
 class PermissionDenial(_Lenient):
@@ -58,6 +72,10 @@ class ResultEvent(_Lenient):
     permission_denials: list[PermissionDenial] = Field(default_factory=list)
     terminal_reason: str | None = None
     stop_reason: str | None = None
+    # 2.1.332: 0-based index of this result in the process, and the per-model usage since the
+    # previous result (or since this invocation began): never cumulative.
+    result_index: int | None = None
+    model_usage_since_last_result: dict[str, ModelUsage] | None = None
 
 
 class RateLimitInfo(_Lenient):
@@ -78,7 +96,7 @@ class ApiRetryEvent(_Lenient):
     subtype: str = "api_retry"
     attempt: int = 0
     max_retries: int = 0
-    retry_delay_ms: int = 0
+    retry_delay_ms: float = 0  # a float in 2.1.197, an int in 2.1.332
     error_status: int | None = None
     error: str | None = None
 
@@ -91,3 +109,17 @@ class InitEvent(_Lenient):
     permission_mode: str | None = Field(None, alias="permissionMode")
     claude_code_version: str | None = None
     cwd: str | None = None
+
+
+class CompactMetadata(_Lenient):
+    trigger: str | None = None  # "auto" or "manual"
+    pre_tokens: int | None = None
+    post_tokens: int | None = None
+
+
+class CompactBoundaryEvent(_Lenient):
+    """The CLI compacted the conversation (by itself at ~83.5 % of a 200k window)."""
+
+    type: str = "system"
+    subtype: str = "compact_boundary"
+    compact_metadata: CompactMetadata = Field(default_factory=CompactMetadata)

@@ -30,12 +30,22 @@ class TelemetryLine(BaseModel):
     exit_code: int | None = None
     outcome: Outcome
     reason: str | None = None
+    # Sums over every model of the worker (Haiku side calls and subagents included).
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_tokens: int = 0
     cache_read_tokens: int = 0
+    # The larger of cost_usd_cli and cost_usd_priced: what caps, runway and reports count.
     total_cost_usd: float = 0.0
+    cost_usd_cli: float | None = None  # the CLI's own figure for this iteration's share
+    cost_usd_priced: float | None = None  # published prices applied to tokens_by_model
+    tokens_by_model: dict[str, dict[str, int]] = {}  # the token fields above, per model
     usage_source: str = "result"
+    usage_basis: str | None = None  # since_last_result, process, session_delta, usage, transcript
+    results: int = 0  # result events the worker printed (several when a background task ends)
+    cli_version: str | None = None
+    compactions: int = 0  # the CLI compacted the context by itself: the bands acted too late
+    compact_pre_tokens: int | None = None
     num_turns: int = 0
     tool_calls: int = 0
     context_peak_tokens: int = 0

@@ -5,11 +5,20 @@ Structured fields first (the ``rate_limit_event`` status and ``resetsAt``, the r
 only as a fallback. Wording observed with CLI 2.1.197 (``../shared/claude-cli-facts.md``):
 
 - ``You've hit your session|weekly|Opus|usage limit · resets Mar 17, 2030, 5:46pm (UTC)``
+  (2.1.332 says ``5-hour limit`` for the session window)
 - ``API Error: Server is temporarily limiting requests (not your usage limit) · ...``
 - ``API Error: Request rejected (429) · ...``, ``API Error: 500 ...``, ``API Error: 529 Overloaded``
 - ``Invalid API key · Fix external API key``, ``Not logged in · Please run /login``
 - ``API Error: Unable to connect to API (ConnectionRefused)``
 - ``Prompt is too long``
+
+and in real captures of other projects (``tests/data/real``, ``claude-cli-facts.md``):
+
+- ``You're out of extra usage · resets Apr 24, 4am (Asia/Tokyo)`` (a usage limit)
+- ``API Error: Connection closed mid-response…`` (transient: the network)
+- ``Claude AI usage limit reached|<epoch>`` (the older form of a usage limit)
+- ``API Error: 500 {"type":"error","error":{"type":"api_error",…`` and ``API Error: 529 {…
+  "overloaded_error"…`` (2.1.4: the status followed by the body)
 
 Kinds: ``rate_limit``, ``overloaded``, ``server_error`` and ``network`` are transient (back off),
 ``usage_limit`` waits for its reset, ``auth`` is fatal, ``context_overflow`` means "start a fresh
@@ -57,8 +66,10 @@ class ApiTrouble:
 # --- wording ---------------------------------------------------------------------------------
 
 _USAGE_LIMIT = re.compile(r"You(?:'|’)ve hit your (?:(?P<which>[\w-]+(?: [\w-]+)?) )?limit", re.I)
+_OUT_OF_USAGE = re.compile(r"You(?:'|’)re out of (?P<which>extra )?usage", re.I)
 _LIMIT_WORD_TYPES = {
     "session": "five_hour",
+    "5-hour": "five_hour",  # 2.1.332: "You've hit your 5-hour limit · resets 3:16am (UTC)"
     "weekly": "seven_day",
     "opus": "seven_day_opus",
     "sonnet": "seven_day_sonnet",
@@ -80,7 +91,8 @@ _CONTEXT = re.compile(
 )
 _NETWORK = re.compile(
     r"Unable to connect to API|Connection ?Refused|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND"
-    r"|EAI_AGAIN|socket hang up|network error|fetch failed|Request timed out",
+    r"|EAI_AGAIN|socket hang up|network error|fetch failed|Request timed out"
+    r"|Connection (?:closed|reset|lost|error)",
     re.I,
 )
 _CONTEXT_TERMINAL = re.compile(r"context|prompt_too_long|too_long|token_limit", re.I)
@@ -192,6 +204,10 @@ def classify_text(text: str, reference: float) -> ApiTrouble | None:
             _LIMIT_WORD_TYPES.get(which.split()[0], which.replace(" ", "_")) if which else None
         )
         return ApiTrouble("usage_limit", parse_reset_time(text, reference), limit_type, detail)
+    out = _OUT_OF_USAGE.search(text)
+    if out:
+        limit_type = "overage" if out.group("which") else None
+        return ApiTrouble("usage_limit", parse_reset_time(text, reference), limit_type, detail)
     old = _OLD_USAGE_LIMIT.search(text)
     if old:
         return ApiTrouble("usage_limit", float(old.group("epoch")), None, detail)
@@ -212,6 +228,18 @@ def classify_text(text: str, reference: float) -> ApiTrouble | None:
 
 
 # --- structured fields -----------------------------------------------------------------------
+
+# A ``system/api_retry`` event naming one of these will fail again however long the CLI waits
+# (it retries a 401 ten times, about three minutes, by default): end the worker at once.
+NON_HEALING_RETRY_ERRORS = frozenset(
+    {"authentication_failed", "permission_denied", "permission_error", "invalid_request"}
+)
+NON_HEALING_RETRY_STATUSES = frozenset({400, 401, 403})
+
+
+def retry_cannot_heal(status: int | None, error: str | None) -> bool:
+    """Is the error an api_retry event names one that waiting cannot heal?"""
+    return status in NON_HEALING_RETRY_STATUSES or (error or "") in NON_HEALING_RETRY_ERRORS
 
 
 def _from_status(status: int, text: str, detail: str, reference: float) -> ApiTrouble:
@@ -241,6 +269,13 @@ def classify_api_trouble(record: IterationRecord) -> ApiTrouble | None:
     """The API trouble that ended this worker, or None when it did not end on API trouble."""
     reference = record.ended_at.timestamp()
     text = record.result_text or ""
+    if record.ended_by == "api_error" and record.last_api_retry_status is not None:
+        status = record.last_api_retry_status
+        detail = (
+            f"API error {status} ({record.last_api_retry_error or 'error'}); the CLI was "
+            "retrying what retries cannot fix, so the worker was ended at once"
+        )
+        return _from_status(status, record.last_api_retry_error or "", detail, reference)
     if record.terminal_reason and _CONTEXT_TERMINAL.search(record.terminal_reason):
         return ApiTrouble(
             "context_overflow", None, None, f"context limit ({record.terminal_reason})"

@@ -6,7 +6,8 @@ Order of the rules in :func:`classify` (the first that applies wins):
 2. ``--done-when`` passed → done (the user's own check outranks the worker);
 3. a marker in a *clean* result (result event seen, ``is_error`` false, subtype success, exit 0
    or ended by the supervisor after the result) → blocked / done. A DONE marker in an error
-   result is not done;
+   result is not done; when the worker printed several results, a marker in any clean one
+   counts;
 4. ended by the supervisor: timeout → timeout, stall → stalled, stop → progress/no-progress;
 5. API trouble (:mod:`safety.api_errors`) → api-error;
 6. no result event → failed (exit code and last stderr line in the reason);
@@ -23,7 +24,7 @@ import re
 from unattended.contracts.iteration import IterationRecord
 from unattended.contracts.status import Outcome
 from unattended.safety.api_errors import classify_api_trouble
-from unattended.safety.markers import ends_with_question, find_marker
+from unattended.safety.markers import ends_with_question, find_marker_in
 from unattended.safety.wording import short
 
 # A worker that dies this soon after spawn, by itself, is a crash (gutter rule c).
@@ -133,7 +134,7 @@ def classify(record: IterationRecord, done_when_passed: bool | None = None) -> t
     if done_when_passed:
         return Outcome.DONE, "the --done-when command passed"
     if _clean_result(record):
-        marker = find_marker(record.result_text)
+        marker = find_marker_in(record.marker_texts, record.result_text)
         if marker is not None and marker.kind == "blocked":
             return Outcome.BLOCKED, f"the worker is blocked: {short(marker.reason)}"
         if marker is not None:

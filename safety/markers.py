@@ -84,6 +84,17 @@ def find_marker(result_text: str | None) -> Marker | None:
     return None
 
 
+def find_marker_in(texts: list[str], last_text: str | None = None) -> Marker | None:
+    """The marker of a worker that printed several result events: one in any of them counts
+    (a background task's follow-up result must not hide the answer's ``UNATTENDED_DONE``);
+    blocked still wins, and the last blocked reason is given."""
+    found = [m for m in (find_marker(t) for t in (*texts, last_text)) if m is not None]
+    blocked = [m for m in found if m.kind == "blocked"]
+    if blocked:
+        return blocked[-1]
+    return found[0] if found else None
+
+
 def ends_with_question(result_text: str | None) -> bool:
     """True when the final text ends by asking something (nobody is there to answer)."""
     if not result_text:

@@ -32,5 +32,10 @@ def session_to_resume(
     clean = last.saw_result and not last.is_error
     if policy == "continue":
         return last.session_id if clean else None
-    band = context_band(last.context_peak_tokens, window, warn_pct, stop_pct)
+    if last.compactions:
+        return None  # the CLI compacted it: a summary is a worse start than a fresh session
+    from unattended.contracts.context_window import auto_compact_point, bands_before_compaction
+
+    warn, stop = bands_before_compaction(window, warn_pct, stop_pct, auto_compact_point(window))
+    band = context_band(last.context_peak_tokens, window, warn, stop)
     return last.session_id if clean and last.made_progress and band == "normal" else None

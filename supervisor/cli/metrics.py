@@ -125,15 +125,13 @@ def render(data: dict[str, Any], root: Path) -> str:
                 h["status"],
                 str(h["iterations"]),
                 f"${h['cost_usd']:.2f}",
+                str(h["compactions"]) if h["compactions"] else "",
                 h["reason"] or "",
             ]
             for h in data["halts"]
         ]
-        parts.append(
-            text_table(["run", "ended", "iters", "cost", "why"], rows, right={2, 3})
-            if rows
-            else "no runs"
-        )
+        headers = ["run", "ended", "iters", "cost", "compacted", "why"]
+        parts.append(text_table(headers, rows, right={2, 3, 4}) if rows else "no runs")
     if "context" in data:
         bands = data["context"]["bands"]
         parts.append("context bands: " + ", ".join(f"{k} {v}" for k, v in bands.items()))

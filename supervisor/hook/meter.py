@@ -12,9 +12,12 @@ The reading is the latest main-chain assistant message's usage (input + cache cr
 read tokens): what the last request sent. Sidechain (subagent) lines have their own context and
 are skipped; nothing before the last ``compact_boundary`` counts. Above the warn threshold the
 worker is told to finish its step; above the stop threshold to write handoff notes, commit and
-end. The hook fails open (exit 0, no output) but counts every failure in
-``.unattended/context-meter.json``, which is also the live reading ``budget check`` and ``step``
-use inside a worker.
+end. Both thresholds are lowered to act before the CLI compacts by itself (at 83.5 % of a 200k
+window, ``contracts.context_window.auto_compact_point``), and the window is the one of the model
+the worker really runs: the stream's init event names it (the daemon cannot know the CLI's
+default model before the first worker starts) unless the user pinned a window. The hook fails
+open (exit 0, no output) but counts every failure in ``.unattended/context-meter.json``, which
+is also the live reading ``budget check`` and ``step`` use inside a worker.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from unattended.contracts.names import (
     ENV_STATE_DIR,
     ENV_STOP_PCT,
     ENV_WARN_PCT,
+    ENV_WINDOW_PINNED,
     HANDOFF_FILE_NAME,
     METER_FILE_NAME,
     METER_LOCK_NAME,
@@ -50,6 +54,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms to import; annotations are strings here
     from typing import Any
 
+INIT_HEAD_BYTES = 256 * 1024  # the init event is among the first lines of the worker's stdout
 SCHEMA_VERSION = 1
 DEFAULT_WARN_PCT = 70.0
 DEFAULT_STOP_PCT = 85.0
@@ -88,15 +93,45 @@ def _float_env(environ: dict[str, str], name: str, default: float) -> float:
         return default
 
 
-def _window(environ: dict[str, str], model: str | None) -> int:
+def _init_model(environ: dict[str, str], state_dir: str | None) -> str | None:
+    """The model the stream's init event names (``claude-opus-4-8[1m]``…), read from the head
+    of this iteration's stdout log, which the daemon writes as the worker prints it."""
+    iteration = environ.get(ENV_ITERATION, "")
+    if not state_dir or not iteration.isdigit():
+        return None
+    path = os.path.join(state_dir, "iterations", f"{int(iteration):04d}.jsonl")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(INIT_HEAD_BYTES)
+    except OSError:
+        return None
+    for raw in head.split(b"\n"):
+        if b'"init"' not in raw or b'"model"' not in raw:
+            continue
+        try:
+            event = loads(raw)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(event, dict) and event.get("subtype") == "init":
+            model = event.get("model")
+            return model if isinstance(model, str) and model else None
+    return None
+
+
+def _window(environ: dict[str, str], model: str | None, init_model: str | None = None) -> int:
+    """The user's pinned window, else the window of the model the init event names, else the
+    daemon's estimate, else the table's window for the transcript's model."""
+    from unattended.contracts.context_window import table_window  # stdlib-only, no re
+
+    pinned = environ.get(ENV_WINDOW_PINNED) == "1"
+    if init_model and not pinned:
+        return table_window(init_model)
     try:
         window = int(environ[ENV_CONTEXT_WINDOW])
         if window > 0:
             return window
     except (KeyError, ValueError):
         pass
-    from unattended.contracts.models_table import table_window  # stdlib-only; when the env lacks it
-
     return table_window(model)
 
 def _iteration(environ: dict[str, str]) -> int | None:
@@ -190,9 +225,18 @@ def measure(
                 tokens, used_source = counted, "api"
         except Exception as exc:  # fail open: the transcript reading stands
             api_error = f"api: {type(exc).__name__}: {exc}"
-    window = _window(environ, model)
-    warn = _float_env(environ, ENV_WARN_PCT, DEFAULT_WARN_PCT)
-    stop = _float_env(environ, ENV_STOP_PCT, DEFAULT_STOP_PCT)
+    from unattended.contracts.context_window import auto_compact_point, bands_before_compaction
+
+    state_dir = _state_dir(environ, hook_input)
+    init_model = _init_model(environ, state_dir)
+    window = _window(environ, model, init_model)
+    compact_at = auto_compact_point(window, environ)
+    warn, stop = bands_before_compaction(
+        window,
+        _float_env(environ, ENV_WARN_PCT, DEFAULT_WARN_PCT),
+        _float_env(environ, ENV_STOP_PCT, DEFAULT_STOP_PCT),
+        compact_at,
+    )
     pct = tokens / window * 100
     band = band_of(pct, warn, stop)
     session = hook_input.get("session_id")
@@ -202,7 +246,10 @@ def measure(
         "band": band,
         "window": window,
         "session_id": session if isinstance(session, str) else None,
-        "model": model,
+        "model": init_model or model,
+        "warn_pct": warn,
+        "stop_pct": stop,
+        "compact_at": compact_at,
         "iteration": _iteration(environ),
         "source": used_source,
         "compacted": compacted,

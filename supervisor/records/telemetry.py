@@ -49,9 +49,15 @@ def telemetry_line(
     run_id: str,
     settings: Settings,
     window: int,
+    compact_at: int | None = None,
 ) -> TelemetryLine:
+    """``compact_at``: where the worker's CLI compacts by itself; the bands act before it."""
+    from unattended.contracts.context_window import bands_before_compaction
     from unattended.safety.bands import context_band
 
+    warn, stop = bands_before_compaction(
+        window, settings.context_warn_pct, settings.context_stop_pct, compact_at
+    )
     pct = round(100.0 * record.context_peak_tokens / window, 1) if window else None
     return TelemetryLine(
         time=record.ended_at,
@@ -67,15 +73,21 @@ def telemetry_line(
         cache_creation_tokens=record.cache_creation_tokens,
         cache_read_tokens=record.cache_read_tokens,
         total_cost_usd=record.cost_usd,
+        cost_usd_cli=record.cost_usd_cli,
+        cost_usd_priced=record.cost_usd_priced,
+        tokens_by_model=record.tokens_by_model,
         usage_source=record.usage_source if record.saw_result else "transcript",
+        usage_basis=record.usage_basis,
+        results=record.results,
+        cli_version=record.cli_version,
+        compactions=record.compactions,
+        compact_pre_tokens=record.compact_pre_tokens,
         num_turns=record.num_turns,
         tool_calls=record.tool_calls,
         context_peak_tokens=record.context_peak_tokens,
         context_window=window,
         context_pct=pct,
-        context_band=context_band(
-            record.context_peak_tokens, window, settings.context_warn_pct, settings.context_stop_pct
-        ),
+        context_band=context_band(record.context_peak_tokens, window, warn, stop),
         head_before=record.git_before.head,
         head_after=record.git_after.head,
         commits=record.commits,

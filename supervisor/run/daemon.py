@@ -44,6 +44,8 @@ def start_failure(exc: OSError, place: Path | None = None) -> tuple[int, str]:
     failure (7), anything else (read-only, permissions) means nothing could be started (2)."""
     full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
     name = exc.filename or place
+    if exc.filename and place is not None and not os.path.isabs(exc.filename):
+        name = Path(place) / exc.filename  # opened relative to a checked directory of ours
     where = f" ({name})" if name else ""
     what = "no space left on device" if full else (exc.strerror or str(exc))
     return (ExitCode.FAILED if full else ExitCode.USAGE), f"cannot start: {what}{where}"

@@ -179,23 +179,28 @@ def record_from_worker(
             limit_type=rate.rate_limit_type,
             utilization=rate.utilization,
         )
+    rec.cli_version = facts.cli_version
+    rec.last_api_retry_error = facts.last_api_retry_error
+    rec.compactions = facts.compactions
+    rec.compact_pre_tokens = facts.compact_pre_tokens
     if result is not None:
+        from unattended.supervisor.worker.accounting import apply_usage, iteration_usage
+
         rec.result_subtype = result.subtype
         rec.is_error = result.is_error
         rec.api_error_status = result.api_error_status
         rec.terminal_reason = result.terminal_reason
         rec.result_text = result.result
+        rec.marker_texts = list(facts.marker_texts)
+        rec.results = facts.tally.results
         rec.num_turns = result.num_turns
         rec.session_id = result.session_id or rec.session_id
         rec.permission_denials = [d.tool_name for d in result.permission_denials]
-        rec.input_tokens = result.usage.input_tokens
-        rec.output_tokens = result.usage.output_tokens
-        rec.cache_creation_tokens = result.usage.cache_creation_input_tokens
-        rec.cache_read_tokens = result.usage.cache_read_input_tokens
-        rec.cost_usd = result.total_cost_usd
-        windows = [m.context_window for m in result.model_usage.values() if m.context_window]
-        if windows:
-            rec.context_window = max(windows)
+        # Every result counts; a resumed session's share is settled once the loop knows the
+        # iteration before (accounting.settle).
+        rec.usage_tally = facts.tally
+        apply_usage(rec, iteration_usage(facts.tally))
+        rec.context_window = facts.tally.context_window()
         if result.model_usage and not rec.model:
             rec.model = next(iter(result.model_usage))
     return rec

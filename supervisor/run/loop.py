@@ -292,29 +292,28 @@ class RelayLoop(LoopEffects):
         return record
 
     def _usage_without_result(self, record: IterationRecord) -> None:
-        """A worker killed before its result event still cost money: price its transcript."""
+        """A worker killed before its result event still cost money: price its transcript
+        (main session and its subagents/, the last line of each message, each model at its
+        price), counting only what was written since this worker started."""
         if record.saw_result or not record.session_id:
             return
         try:
-            from unattended.contracts.models_table import price_usage
             from unattended.platform_adapters.process import call_ticking
-            from unattended.supervisor.worker.transcript import (
-                find_transcript,
-                transcript_usage_totals,
-            )
+            from unattended.supervisor.worker.transcript import find_transcript, transcript_usage
 
             path = find_transcript(self.ctx.environ, self.ctx.project, record.session_id)
             if path is None:
                 return
-            model, inp, out, cwrite, cread = call_ticking(
-                lambda: transcript_usage_totals(path), PRICING_TIMEOUT_S
+            totals = call_ticking(
+                lambda: transcript_usage(path, since=record.started_at), PRICING_TIMEOUT_S
             )
         except Exception as exc:  # never let accounting end the run
             self._warn(f"could not read the killed worker's transcript: {exc}")
             return
-        record.input_tokens, record.output_tokens = inp, out
-        record.cache_creation_tokens, record.cache_read_tokens = cwrite, cread
-        record.cost_usd = price_usage(model or record.model, inp, out, cwrite, cread)
+        from unattended.supervisor.worker.accounting import apply_usage
+
+        apply_usage(record, totals.iteration_usage(record.model))
+        record.compactions = max(record.compactions, totals.compactions)
         record.usage_source = "transcript"
 
     def _collect_handoff(self, record: IterationRecord) -> None:
@@ -333,15 +332,27 @@ class RelayLoop(LoopEffects):
 
     # ----- recording -------------------------------------------------------------------
     def _account(self, record: IterationRecord) -> None:
-        """The iteration joins the history and the totals before the rules judge the run."""
+        """The iteration joins the history and the totals before the rules judge the run:
+        only what this iteration added (a resumed session's figures are cumulative on newer
+        CLIs), every model's tokens, and the larger of the CLI's and the published price."""
+        from unattended.contracts.cli_versions import in_tested_range, untested_warning
+        from unattended.supervisor.worker.accounting import settle
+
         st = self.ctx.state
+        settle(record, self.ctx.history[-1] if self.ctx.history else None)
         self.ctx.history.append(record)
         st.input_tokens += record.input_tokens
         st.output_tokens += record.output_tokens
         st.cache_creation_tokens += record.cache_creation_tokens
         st.cache_read_tokens += record.cache_read_tokens
         st.cost_usd = round(st.cost_usd + record.cost_usd, 6)
+        st.cost_usd_cli = round(st.cost_usd_cli + (record.cost_usd_cli or 0.0), 6)
+        st.cost_usd_priced = round(st.cost_usd_priced + (record.cost_usd_priced or 0.0), 6)
         st.session_id = record.session_id or st.session_id
+        if record.cli_version and record.cli_version != st.cli_version:
+            if in_tested_range(record.cli_version) is False:
+                self._warn(untested_warning(record.cli_version))
+            st.cli_version = record.cli_version
 
     def _record(self, record: IterationRecord, verdict: Verdict) -> None:
         from unattended.safety.decide import Limits, gutter_state
@@ -383,9 +394,17 @@ class RelayLoop(LoopEffects):
             self.ctx.state.quota[window[0]] = window[1]
 
     def _write_telemetry(self, record: IterationRecord, outcome: Outcome, reason: str) -> None:
+        from unattended.contracts.context_window import auto_compact_point
+
         window = self._context_window(record)
+        compact_at = auto_compact_point(window, self.ctx.environ)
+        if record.compactions:
+            self._warn(
+                f"the CLI compacted worker {record.number}'s context by itself "
+                f"({record.compact_pre_tokens or '?'} tokens): the handoff came too late"
+            )
         line = records.telemetry_line(
-            record, outcome, reason, self.ctx.state.run_id, self.ctx.settings, window
+            record, outcome, reason, self.ctx.state.run_id, self.ctx.settings, window, compact_at
         ).model_dump_json()
         self.ctx.telemetry.append(line)
         self._guard_disk(lambda: append_line(self.ctx.paths.telemetry, line))

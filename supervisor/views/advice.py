@@ -81,6 +81,26 @@ def _context_warn(runs: list[RunRecord], s: Settings) -> Recommendation | None:
     )
 
 
+def _compactions(runs: list[RunRecord], s: Settings) -> Recommendation | None:
+    """The CLI compacted a worker's context by itself: the handoff reached it too late."""
+    lines = _lines_with(runs, "context_stop_pct", s.context_stop_pct)
+    compacted = sum(1 for t in lines if t.compactions)
+    if not compacted:
+        return None
+    value = max(int(s.context_warn_pct) + 5, int(s.context_stop_pct) - 10)
+    if value >= s.context_stop_pct:
+        return None
+    return Recommendation(
+        "context-compacted",
+        "context_stop_pct",
+        value,
+        s.context_stop_pct,
+        f"lower `context_stop_pct` to {value}",
+        f"the CLI compacted the context of {compacted} of {len(lines)} iterations by itself "
+        "before the handoff",
+    )
+
+
 def _raise_after(
     runs: list[RunRecord],
     s: Settings,
@@ -179,7 +199,15 @@ def _cost_cap(runs: list[RunRecord], s: Settings) -> Recommendation | None:
     )
 
 
-RULES = (_context_warn, _worker_timeout, _stall_timeout, _api_backoff, _session_policy, _cost_cap)
+RULES = (
+    _context_warn,
+    _compactions,
+    _worker_timeout,
+    _stall_timeout,
+    _api_backoff,
+    _session_policy,
+    _cost_cap,
+)
 
 
 def recommend(runs: list[RunRecord], settings: Settings) -> list[Recommendation]:

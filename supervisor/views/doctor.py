@@ -78,8 +78,18 @@ def check_claude(settings: Settings, environ: Mapping[str, str]) -> tuple[Check,
         detail = done.last_error_line()
         msg = f"`{binary} --version` {why}" + (f": {detail}" if detail else "")
         return bad("claude", msg, "reinstall Claude Code, or point claude_bin at it", True), None
+    from unattended.contracts.cli_versions import NEWEST_TESTED, OLDEST_TESTED, in_tested_range
+
     version = done.stdout.strip().splitlines()[0] if done.stdout.strip() else "unknown version"
-    return ok("claude", f"{version} at {binary}", True), binary
+    tested = in_tested_range(version)
+    span = f"{OLDEST_TESTED} to {NEWEST_TESTED}"
+    if tested:
+        return ok("claude", f"{version} at {binary}, in the tested range {span}", True), binary
+    where = "outside" if tested is False else "not known to be in"
+    message = f"{version} at {binary}, {where} the tested range {span}"
+    fix = f"install a tested version (npm install -g @anthropic-ai/claude-code@{NEWEST_TESTED})"
+    # A warning, not a failure: an untested CLI usually works, its figures may be read wrong.
+    return Check("claude", "warn", message, fix, True), binary
 
 
 def check_auth(environ: Mapping[str, str], project: Path | None = None) -> Check:

@@ -31,7 +31,9 @@ class Group:
     output_tokens: int = 0
     cache_creation_tokens: int = 0
     cache_read_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float = 0.0  # the larger of the two below, per iteration: what caps count
+    cost_usd_cli: float = 0.0  # the CLI's own figures (iterations that had one)
+    cost_usd_priced: float = 0.0  # the published prices
     duration_s: float = 0.0
     commits: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -56,6 +58,8 @@ class Group:
         self.cache_creation_tokens += line.cache_creation_tokens
         self.cache_read_tokens += line.cache_read_tokens
         self.cost_usd += line.total_cost_usd
+        self.cost_usd_cli += line.cost_usd_cli or 0.0
+        self.cost_usd_priced += line.cost_usd_priced or 0.0
         self.duration_s += line.duration_s
         self.commits += line.commits
         self.outcomes[line.outcome.value] += 1
@@ -70,6 +74,8 @@ class Group:
             "cache_read_tokens": self.cache_read_tokens,
             "tokens": self.tokens,
             "cost_usd": round(self.cost_usd, 6),
+            "cost_usd_cli": round(self.cost_usd_cli, 6),
+            "cost_usd_priced": round(self.cost_usd_priced, 6),
             "cost_per_iteration_usd": round(self.cost_per_iteration, 6),
             "duration_s": round(self.duration_s, 3),
             "duration_per_iteration_s": round(self.seconds_per_iteration, 3),
@@ -100,6 +106,17 @@ def group_by(lines: Iterable[TelemetryLine], by: str) -> list[Group]:
     return result
 
 
+def _compaction_facts(run: RunRecord) -> dict[str, Any]:
+    """Iterations the CLI compacted by itself (the bands acted too late), and the CLI version."""
+    compacted = [t.iteration for t in run.telemetry if t.compactions]
+    versions = [t.cli_version for t in run.telemetry if t.cli_version]
+    return {
+        "compactions": sum(t.compactions for t in run.telemetry),
+        "compacted_iterations": compacted,
+        "cli_version": versions[-1] if versions else (run.state.cli_version if run.state else None),
+    }
+
+
 def halts(runs: list[RunRecord]) -> list[dict[str, Any]]:
     """Why each run ended (or that it is still going / crashed / unreadable)."""
     from unattended.supervisor.records.liveness import effective_status
@@ -116,6 +133,7 @@ def halts(runs: list[RunRecord]) -> list[dict[str, Any]]:
                     "cost_usd": round(sum(t.total_cost_usd for t in run.telemetry), 6),
                     "exit_code": None,
                     "reason": run.state_error or "no state.json",
+                    **_compaction_facts(run),
                 }
             )
             continue
@@ -130,6 +148,7 @@ def halts(runs: list[RunRecord]) -> list[dict[str, Any]]:
                 "cost_usd": round(state.cost_usd, 6),
                 "exit_code": state.exit_code,
                 "reason": state.stop_reason,
+                **_compaction_facts(run),
             }
         )
     return rows

@@ -236,6 +236,15 @@ def _caps(data: ReportData) -> list[str]:
         f"- Cost: ${t.cost_usd:.2f}"
         + (f" of the ${cap:.2f} cap ({100 * t.cost_usd / cap:.0f} %)" if cap else " (no cost cap)")
     )
+    if (
+        t.cost_usd_cli
+        and t.cost_usd_priced
+        and abs(t.cost_usd_cli - t.cost_usd_priced) > max(0.01, 0.01 * t.cost_usd)
+    ):
+        lines.append(
+            f"- The CLI reported ${t.cost_usd_cli:.2f}, published prices give "
+            f"${t.cost_usd_priced:.2f}: the larger of the two per iteration is what counts"
+        )
     cap = s.get("max_tokens")
     lines.append(
         f"- Tokens: {t.tokens:,} (input {t.input_tokens:,}, output {t.output_tokens:,}, cache "

@@ -68,7 +68,7 @@ class WorkerOutcome:
     """How the worker ended and what its stream said."""
 
     exit_code: int | None
-    ended_by: str | None  # None (exited by itself), "timeout", "stall", "stop"
+    ended_by: str | None  # None (exited by itself), "timeout", "stall", "stop", "api_error"
     last_stderr_line: str | None
     stream: StreamFacts
     killed: list[int] = field(default_factory=list)  # descendants (or root) that got SIGKILL
@@ -202,6 +202,10 @@ class Worker:
             self.stop("timeout")
         elif self._stalled(now):
             self.stop("stall")
+        elif self._reader.facts.fatal_api_retry:
+            # The CLI retries a bad key for minutes, and its retry events keep the stall
+            # watchdog quiet: an error that waiting cannot heal ends the worker at once.
+            self.stop("api_error")
 
     def _drain(self) -> None:
         for _ in range(MAX_CHUNKS_PER_PUMP):

@@ -21,6 +21,7 @@ from unattended.contracts.names import (
     ENV_STATE_DIR,
     ENV_STOP_PCT,
     ENV_WARN_PCT,
+    ENV_WINDOW_PINNED,
 )
 from unattended.supervisor.records.fsio import atomic_write, ensure_private_dir
 
@@ -79,6 +80,8 @@ def hook_env(settings: Settings, window: int, paths: RunPaths | None = None) -> 
         ENV_STOP_PCT: f"{settings.context_stop_pct:g}",
         ENV_CONTEXT_SOURCE: settings.context_source,
     }
+    if settings.context_window is not None:
+        env[ENV_WINDOW_PINNED] = "1"  # the user's window wins over what the init event names
     if paths is not None:
         env[ENV_STATE_DIR] = str(paths.root)
     return env

@@ -5,6 +5,10 @@ chunk boundaries without ever holding more than one line of at most ``MAX_LINE_B
 line's ``type`` is sniffed from its first bytes and only the few types we read are decoded.
 ``user`` lines (tool results) are never decoded: whatever they say (a marker, a fake result) is
 tool output, never the worker's verdict. Shapes: ``../shared/claude-cli-facts.md``.
+
+One process may print several ``result`` events (a background task that finishes after the
+answer gets its own turn and result): every one counts. Their figures are folded into a
+``ResultTally`` (``accounting``), and the text of every clean one is kept for the markers.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from unattended.supervisor.worker.accounting import ResultTally
 
 if TYPE_CHECKING:
     from unattended.contracts.stream import RateLimitInfo, ResultEvent
@@ -30,6 +36,7 @@ _TYPE_RE = re.compile(rb'\s*\{\s*"type"\s*:\s*"([A-Za-z_]*)"')
 _ARG_KEYS = ("command", "file_path", "notebook_path", "path", "pattern", "url", "query")
 _ARG_KEYS_LAST = ("description", "subagent_type", "skill")
 _RECENT_IDS = 256
+MAX_MARKER_TEXTS = 64  # clean result texts kept for the marker rules (those naming a marker)
 
 _NEW, _PART, _SKIP = 0, 1, 2  # line states: at a line start, buffering a line, discarding one
 
@@ -45,9 +52,12 @@ class ToolCall:
 
 @dataclass
 class StreamFacts:
-    """What one worker's stream told us so far. ``result`` is the only verdict-bearing field."""
+    """What one worker's stream told us so far. ``result`` (the last result event) and
+    ``marker_texts`` are the only verdict-bearing fields."""
 
     result: ResultEvent | None = None
+    tally: ResultTally = field(default_factory=ResultTally)  # every result's figures
+    marker_texts: list[str] = field(default_factory=list)  # clean results naming a marker
     session_id: str | None = None
     model: str | None = None
     cli_version: str | None = None
@@ -56,7 +66,10 @@ class StreamFacts:
     api_retries: int = 0
     last_api_retry_status: int | None = None
     last_api_retry_error: str | None = None
+    fatal_api_retry: str | None = None  # an api_retry naming an error that waiting cannot heal
     api_error: str | None = None  # "rate_limit", "server_error"… from a synthetic message
+    compactions: int = 0  # compact_boundary events: the CLI compacted the conversation
+    compact_pre_tokens: int | None = None  # the last compaction's context size before it
     rate_limit: RateLimitInfo | None = None
     assistant_messages: int = 0  # distinct message ids
     context_peak_tokens: int = 0  # input + cache creation + cache read, main thread only
@@ -239,21 +252,31 @@ class StreamReader:
     def _on_system(self, event: dict[str, Any]) -> None:
         from pydantic import ValidationError
 
-        from unattended.contracts.stream import ApiRetryEvent, InitEvent
+        from unattended.contracts.stream import ApiRetryEvent, CompactBoundaryEvent, InitEvent
+        from unattended.safety.api_errors import retry_cannot_heal
 
         facts = self.facts
         subtype = event.get("subtype")
         try:
-            if subtype == "init":
+            if subtype == "init":  # a process may print a second one (after a background task)
                 init = InitEvent.model_validate(event)
                 facts.session_id = init.session_id or facts.session_id
-                facts.model = init.model
-                facts.cli_version = init.claude_code_version
+                facts.model = init.model or facts.model
+                facts.tally.main_model = facts.model
+                facts.cli_version = init.claude_code_version or facts.cli_version
             elif subtype == "api_retry":
                 retry = ApiRetryEvent.model_validate(event)
                 facts.api_retries += 1
                 facts.last_api_retry_status = retry.error_status
                 facts.last_api_retry_error = retry.error
+                if facts.fatal_api_retry is None and retry_cannot_heal(
+                    retry.error_status, retry.error
+                ):
+                    facts.fatal_api_retry = f"{retry.error or 'error'} ({retry.error_status})"
+            elif subtype == "compact_boundary":
+                boundary = CompactBoundaryEvent.model_validate(event)
+                facts.compactions += 1
+                facts.compact_pre_tokens = boundary.compact_metadata.pre_tokens
         except ValidationError:
             facts.lines_invalid += 1
 
@@ -267,8 +290,14 @@ class StreamReader:
         except ValidationError:
             self.facts.lines_invalid += 1
             return
-        self.facts.result = result
-        self.facts.session_id = result.session_id or self.facts.session_id
+        facts = self.facts
+        facts.result = result
+        facts.tally.add(result)
+        facts.session_id = result.session_id or facts.session_id
+        text = result.result
+        clean = not result.is_error and result.subtype == "success"
+        if clean and text and "UNATTENDED_" in text and len(facts.marker_texts) < MAX_MARKER_TEXTS:
+            facts.marker_texts.append(text)
 
     def _on_rate_limit(self, event: dict[str, Any]) -> None:
         from pydantic import ValidationError

@@ -1,11 +1,17 @@
 """Reading a worker's transcript from the daemon's side: where it is, and what it cost.
 
 A worker killed before its ``result`` event (timeout, stall, ``stop --now``) still cost money,
-and the caps must count it. Its usage is in its transcript: one line per content block, so a
-message with several blocks repeats the same ``message.id`` and usage and must be counted once.
-Main chain and sidechains (subagents) are both billed, so both are summed, including subagent
-transcripts kept in ``<session>/subagents/*.jsonl`` by newer CLI versions. Compaction does not
-refund anything, so lines before a compaction boundary count too.
+and the caps must count it. Its usage is in its transcript, priced as ccusage prices it (and
+checked against ccusage's figures on real transcripts, ``tests/data/real/transcripts``):
+
+- one line per content block, so a message with several blocks repeats the same ``message.id``;
+  earlier lines carry partial ``output_tokens``, so the *last* line of each message counts;
+- each model's tokens at that model's price, 1-hour cache writes at 2x input, a request above
+  200k input tokens at its model's long-context price;
+- main chain and sidechains (subagents) are both billed, including the subagent transcripts
+  in ``<session>/subagents/*.jsonl`` (the compaction call's usage lives there too);
+- compaction refunds nothing, so lines before a compaction boundary count too; on a resumed
+  session only the lines written since this worker started are its own (``since``).
 
 The line parsing is shared with the hook's fast path (``supervisor.hook_fast``).
 """
@@ -15,14 +21,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from unattended.supervisor.hook.transcript_tail import (
     as_int,
     assistant_usage,
+    is_compact_boundary,
     latest_context,
     parse_line,
 )
+from unattended.supervisor.worker.accounting import IterationUsage, ModelTokens
 
 __all__ = [
     "UsageTotals",
@@ -30,7 +39,6 @@ __all__ = [
     "latest_context",
     "munge_project",
     "transcript_usage",
-    "transcript_usage_totals",
 ]
 
 
@@ -79,31 +87,58 @@ def find_transcript(environ: Mapping[str, str], project: Path, session_id: str) 
 
 @dataclass
 class UsageTotals:
-    """Token sums over distinct messages, per model."""
+    """Token sums over distinct messages, per model, and their price at published prices."""
 
-    by_model: dict[str, list[int]] = field(default_factory=dict)  # [in, out, cwrite, cread]
+    by_model: dict[str, ModelTokens] = field(default_factory=dict)
     messages: int = 0
+    cost_priced: float = 0.0
+    compactions: int = 0
 
     def add(self, model: str | None, usage: dict) -> None:
-        row = self.by_model.setdefault(model or "", [0, 0, 0, 0])
-        row[0] += as_int(usage.get("input_tokens"))
-        row[1] += as_int(usage.get("output_tokens"))
-        row[2] += as_int(usage.get("cache_creation_input_tokens"))
-        row[3] += as_int(usage.get("cache_read_input_tokens"))
+        from unattended.contracts.models_table import request_is_long
+
+        split = usage.get("cache_creation")
+        one_hour = as_int(split.get("ephemeral_1h_input_tokens")) if isinstance(split, dict) else 0
+        tokens = ModelTokens(
+            as_int(usage.get("input_tokens")),
+            as_int(usage.get("output_tokens")),
+            as_int(usage.get("cache_creation_input_tokens")),
+            as_int(usage.get("cache_read_input_tokens")),
+            one_hour,
+        )
+        long = request_is_long(tokens.input, tokens.cache_write, tokens.cache_read)
+        self.by_model.setdefault(model or "", ModelTokens()).add(tokens)
+        self.cost_priced += _price_one(model, tokens, long)
         self.messages += 1
 
     def totals(self) -> tuple[int, int, int, int]:
-        sums = [0, 0, 0, 0]
-        for row in self.by_model.values():
-            for i, value in enumerate(row):
-                sums[i] += value
-        return sums[0], sums[1], sums[2], sums[3]
+        """(input, output, cache write, cache read) over every model."""
+        sums = ModelTokens()
+        for tokens in self.by_model.values():
+            sums.add(tokens)
+        return sums.input, sums.output, sums.cache_write, sums.cache_read
 
     def cost_usd(self) -> float:
-        """Each model's tokens at that model's price."""
-        from unattended.contracts.models_table import price_usage
+        return round(self.cost_priced, 6)
 
-        return round(sum(price_usage(m or None, *row) for m, row in self.by_model.items()), 6)
+    def iteration_usage(self, fallback_model: str | None = None) -> IterationUsage:
+        """As one iteration's usage: priced only (the CLI said nothing)."""
+        by_model = {(m or fallback_model or ""): t for m, t in self.by_model.items()}
+        return IterationUsage(by_model, None, self.cost_priced, "transcript")
+
+
+def _price_one(model: str | None, tokens: ModelTokens, long: bool) -> float:
+    from unattended.contracts.models_table import price_usage
+
+    return price_usage(
+        model or None,
+        tokens.input,
+        tokens.output,
+        tokens.cache_write,
+        tokens.cache_read,
+        tokens.cache_write_1h,
+        long_context=long,
+    )
 
 
 def _transcript_files(path: Path) -> Iterator[Path]:
@@ -113,12 +148,28 @@ def _transcript_files(path: Path) -> Iterator[Path]:
         yield from sorted(subagents.glob("*.jsonl"))
 
 
-def transcript_usage(path: Path) -> UsageTotals:
+def _written_before(obj: dict, since: datetime) -> bool:
+    """The line's timestamp is before ``since`` (a line without one is counted)."""
+    stamp = obj.get("timestamp")
+    if not isinstance(stamp, str):
+        return False
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if when.tzinfo is None or since.tzinfo is None:
+        return False
+    return when < since
+
+
+def transcript_usage(path: Path, since: datetime | None = None) -> UsageTotals:
     """Usage of every distinct assistant message (main chain and sidechains) in the transcript
-    and its subagent transcripts. Unreadable subagent files are skipped; the main one must open.
+    and its subagent transcripts, the last line of each message counting; with ``since``, only
+    lines written from then on. Unreadable subagent files are skipped; the main one must open.
     """
-    totals = UsageTotals()
-    seen: set[str] = set()
+    last: dict[str, tuple[str | None, dict]] = {}
+    anonymous: list[tuple[str | None, dict]] = []
+    compactions = 0
     for n, file in enumerate(_transcript_files(path)):
         try:
             handle = file.open("rb")
@@ -128,31 +179,24 @@ def transcript_usage(path: Path) -> UsageTotals:
             continue
         with handle:
             for raw in handle:
-                if b"assistant" not in raw:
+                if b"assistant" not in raw and b"compact_boundary" not in raw:
                     continue
                 obj = parse_line(raw)
-                found = assistant_usage(obj) if obj is not None else None
+                if obj is None or (since is not None and _written_before(obj, since)):
+                    continue
+                if n == 0 and is_compact_boundary(obj):
+                    compactions += 1
+                    continue
+                found = assistant_usage(obj)
                 if found is None:
                     continue
                 message_id, model, usage, _sidechain = found
-                if message_id is not None:
-                    if message_id in seen:
-                        continue  # the same message, written once per content block
-                    seen.add(message_id)
-                totals.add(model, usage)
+                if message_id is None:
+                    anonymous.append((model, usage))
+                else:  # written once per content block: the last line has the final counts
+                    last.pop(message_id, None)
+                    last[message_id] = (model, usage)
+    totals = UsageTotals(compactions=compactions)
+    for model, usage in (*last.values(), *anonymous):
+        totals.add(model, usage)
     return totals
-
-
-def transcript_usage_totals(path: Path) -> tuple[str | None, int, int, int, int]:
-    """(model, input, output, cache write, cache read) summed over distinct messages.
-
-    When several models appear (a subagent on a cheaper model), the most expensive one is
-    returned, so pricing the sums with it never under-counts against a cap.
-    """
-    from unattended.contracts.models_table import price_for
-
-    totals = transcript_usage(path)
-    models = [m for m in totals.by_model if m]
-    model = max(models, key=lambda m: (price_for(m).input, price_for(m).output), default=None)
-    inp, out, cwrite, cread = totals.totals()
-    return model, inp, out, cwrite, cread

@@ -12,6 +12,7 @@ from unattended.contracts.models_table import (
     parse_model,
     price_for,
     price_usage,
+    request_is_long,
     table_window,
 )
 
@@ -21,10 +22,16 @@ from unattended.contracts.models_table import (
     [
         ("claude-opus-4-8[1m]", LARGE_WINDOW),
         ("claude-sonnet-4-5[1m]", LARGE_WINDOW),  # the suffix means 1M whatever the family
-        ("claude-opus-4-8", LARGE_WINDOW),
-        ("claude-opus-4-6", LARGE_WINDOW),
-        ("claude-sonnet-4-6", LARGE_WINDOW),
-        ("claude-opus-5", LARGE_WINDOW),
+        # Measured (CLI 2.1.197 and 2.1.332): contextWindow 200000 unless the [1m] variant...
+        ("claude-opus-4-8", DEFAULT_WINDOW),
+        ("claude-opus-4-6", DEFAULT_WINDOW),
+        ("claude-sonnet-4-6", DEFAULT_WINDOW),
+        ("claude-opus-4-6[1m]", LARGE_WINDOW),
+        ("claude-sonnet-4-6[1m]", LARGE_WINDOW),
+        ("claude-sonnet-5", DEFAULT_WINDOW),
+        # ...and 1000000 for 2.1.332's default and aliases, which carry no suffix.
+        ("claude-opus-5-5", LARGE_WINDOW),
+        ("claude-sonnet-5-5", LARGE_WINDOW),
         ("claude-fable-5-1", LARGE_WINDOW),
         ("claude-opus-4-5-20251101", DEFAULT_WINDOW),
         ("claude-sonnet-4-5-20250929", DEFAULT_WINDOW),
@@ -116,3 +123,37 @@ def test_table_module_is_import_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_one_hour_cache_writes_cost_twice_the_input_price() -> None:
+    # 1M cache writes on Opus 4.6 ($5/M input): 5-minute $6.25, 1-hour $10.
+    assert price_usage("claude-opus-4-6", 0, 0, 1_000_000, 0) == pytest.approx(6.25)
+    assert price_usage("claude-opus-4-6", 0, 0, 1_000_000, 0, 1_000_000) == pytest.approx(10.0)
+    assert price_usage("claude-opus-4-6", 0, 0, 1_000_000, 0, 400_000) == pytest.approx(
+        0.6 * 6.25 + 0.4 * 10.0
+    )
+    # More 1-hour writes than writes cannot be: capped at the writes.
+    assert price_usage("claude-sonnet-4-5", 0, 0, 100, 0, 1_000) == pytest.approx(100 * 6.0 / 1e6)
+
+
+@pytest.mark.parametrize(
+    ("model", "inp", "out"),
+    [
+        ("claude-sonnet-4-5", 6.0, 22.5),
+        ("claude-sonnet-4-6", 6.0, 22.5),
+        ("claude-opus-4-6", 10.0, 37.5),
+    ],
+)
+def test_long_context_tier(model: str, inp: float, out: float) -> None:
+    assert request_is_long(150_000, 40_000, 10_001)
+    assert not request_is_long(150_000, 40_000, 10_000)
+    assert price_usage(model, 1_000_000, 1_000_000, 0, 0, long_context=True) == pytest.approx(
+        inp + out
+    )
+    assert price_usage(model, 0, 0, 1_000_000, 0, 1_000_000, long_context=True) == pytest.approx(
+        2 * inp
+    )
+
+
+def test_models_without_a_long_context_tier_keep_their_price() -> None:
+    assert price_usage("claude-haiku-4-5", 1_000_000, 0, 0, 0, long_context=True) == 1.0

@@ -28,11 +28,21 @@ Work steps (each is one API turn, printed as assistant tool_use + user tool_resu
            a `sleep` in its own session (like the CLI's Bash tool); its pid is written to
            pid_file. detach=true: double fork, orphaned at once. hold_stdout: it keeps our stdout.
   spew     {mb}   about mb MiB of assistant text / tool_use / tool_result lines, streamed (1 GiB ok)
+  subagent {model="claude-haiku-4-5-20251001", input_tokens=2000, output_tokens=300}
+           a Task tool call whose subagent writes `<session>/subagents/agent-*.jsonl` (usage on
+           its own model); that model appears in the result's modelUsage, not in its usage
 Other non-final steps:
   say      {text}   a text block prepended to the next assistant message
   usage    {input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens,
-            cost_usd, context_tokens, context_window}  figures for the result (totals) and for
-            each later assistant message (context_tokens = input + cache creation + cache read)
+            cost_usd, context_tokens, context_window, cache_1h, partial_lines}  figures for the
+            result (totals) and for each later assistant message (context_tokens = input + cache
+            creation + cache read); cache_1h of the cache writes are 1-hour ones (priced 2x input,
+            as the CLI does when the API sends the split); partial_lines: a message's earlier
+            transcript lines carry partial output_tokens (as CLI 1.0.98 to 2.1.39 wrote them)
+  background {text="Stale notification — already processed", input_tokens=400, output_tokens=40}
+            a background task that finishes after the answer: once the final result is printed,
+            a second init event, one more turn and a second result follow (its usage is that turn
+            alone; modelUsage and total_cost_usd are cumulative for the process)
   rate_limit {status="allowed_warning", type="five_hour", resets_in=3600 | resets_at, utilization}
             a `rate_limit_event` line that does not end the run
   sleep    {seconds}  print nothing for a while;  ignore_sigterm;  ignore_sigint
@@ -42,6 +52,15 @@ Final steps:
   usage_limit {kind=session|weekly|opus|usage|server, resets_in=3600 | resets_at (epoch s)}
   auth_error {kind=invalid_key|not_logged_in};  prompt_too_long
   exit {code=1, stderr}  (no result);  no_result (exit 0, no result);  hang (sleep forever)
+  auth_error also takes {retries=0, retry_delay=0.5}: the CLI's api_retry events for a 401
+           ("authentication_failed"), retry_delay seconds apart, before the final error
+  replay {file}  print a real captured stream-json file verbatim (exit 1 if its last result is
+           an error): the daemon reading what a real CLI printed
+
+Versions: `FAKE_CLAUDE_VERSION=2.1.332` plays that CLI's differences (default 2.1.197): on
+`--resume` the result's modelUsage and total_cost_usd are cumulative for the session (restored
+from the transcript's `cost-state` line) while usage stays per invocation, each result carries
+`result_index` and `model_usage_since_last_result`, and `type` is no longer a result's first key.
 
 Behaviour copied from the real CLI: SIGINT prints a `result` with subtype
 `error_during_execution` and exits 1 (killing the running tool); SIGTERM exits 143 at once with no
@@ -105,11 +124,20 @@ VALUE_FLAGS = {
 }  # fmt: skip
 OPTIONAL_VALUE_FLAGS = {"-r", "--resume"}
 WORK = {"commit", "write", "run", "permission_denied", "busy", "grandchild", "spew"}
-OTHER = {"say", "usage", "rate_limit", "sleep", "ignore_sigterm", "ignore_sigint"}
+WORK |= {"subagent"}
+OTHER = {"say", "usage", "rate_limit", "sleep", "ignore_sigterm", "ignore_sigint", "background"}
 FINAL = {
     "done", "blocked", "text", "question", "blocker_none", "markers_in_tool", "api_error",
-    "usage_limit", "auth_error", "prompt_too_long", "exit", "no_result", "hang",
+    "usage_limit", "auth_error", "prompt_too_long", "exit", "no_result", "hang", "replay",
 }  # fmt: skip
+HAIKU_PRICES = (1.0, 5.0, 0.1, 1.25)
+# 2.1.332's result key order ("type" is no longer first).
+KEY_ORDER_332 = (
+    "duration_api_ms", "stop_reason", "session_id", "total_cost_usd", "usage", "modelUsage",
+    "permission_denials", "terminal_reason", "fast_mode_state", "is_error", "num_turns",
+    "subtype", "api_error_status", "result", "ttft_ms", "type", "duration_ms", "uuid",
+    "result_index", "model_usage_since_last_result",
+)  # fmt: skip
 SERVER_TAIL = (
     "This is a server-side issue, usually temporary — try again in a moment. "
     "If it persists, check your inference gateway ({gateway})."
@@ -146,6 +174,16 @@ class Exit(Exception):
     def __init__(self, code: int) -> None:
         super().__init__(code)
         self.code = code
+
+
+MU_COUNTS = ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheCreationInputTokens")
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(".")[:3])
+    except ValueError:
+        return (0,)
 
 
 def new_id(prefix: str = "") -> str:
@@ -420,6 +458,16 @@ class Run:
         self.transcript = self._transcript_path()
         self.parent_uuid: str | None = None
         self.planned_turns = 1 + sum(1 for s in steps if s["do"] in WORK)
+        self.version = os.environ.get("FAKE_CLAUDE_VERSION") or VERSION
+        self.cumulative_resume = version_tuple(self.version) >= (2, 1, 332)
+        self.cache_1h = 0
+        self.partial_lines = False
+        self.other_models: dict[str, dict[str, Any]] = {}  # subagents on other models
+        self.background: dict[str, Any] | None = None
+        self.results = 0
+        self.reported: dict[str, dict[str, Any]] = {}  # modelUsage printed so far (process)
+        self.reported_cost = 0.0
+        self.prior = self._restore_cost_state() if self.opts.get("-r", "--resume") else None
 
     # -------------------------------------------------- plumbing
 
@@ -454,7 +502,7 @@ class Run:
             "userType": "external",
             "cwd": self.cwd,
             "sessionId": self.session_id,
-            "version": VERSION,
+            "version": self.version,
             "gitBranch": "",
             "entrypoint": "sdk-cli",
         }
@@ -468,12 +516,18 @@ class Run:
     def _msg_usage(self, output_tokens: int) -> dict[str, Any]:
         cache_read = self.context * 3 // 4
         cache_creation = self.context // 5
+        writes = max(1, self.usage["cache_creation_input_tokens"])
+        one_hour = cache_creation * min(self.cache_1h, writes) // writes
         return {
             "input_tokens": self.context - cache_read - cache_creation,
             "cache_creation_input_tokens": cache_creation,
             "cache_read_input_tokens": cache_read,
             "output_tokens": output_tokens,
             "service_tier": "standard",
+            "cache_creation": {
+                "ephemeral_1h_input_tokens": one_hour,
+                "ephemeral_5m_input_tokens": cache_creation - one_hour,
+            },
         }
 
     def _check_max_turns(self) -> None:
@@ -504,7 +558,9 @@ class Run:
                 "usage": self._msg_usage(1),
                 "context_management": None,
             }
-            final = dict(message, usage=self._msg_usage(per_turn_output))
+            last_block = block is blocks[-1]
+            shown = per_turn_output if last_block or not self.partial_lines else 1
+            final = dict(message, usage=self._msg_usage(shown))
             final["stop_reason"] = "tool_use" if block["type"] == "tool_use" else "end_turn"
             last_uuid = self._record(
                 {"type": "assistant", "requestId": request_id, "message": final}
@@ -717,8 +773,9 @@ class Run:
             "server_tool_use": {"web_search_requests": 0, "web_fetch_requests": 0},
             "service_tier": "standard",
             "cache_creation": {
-                "ephemeral_1h_input_tokens": 0,
-                "ephemeral_5m_input_tokens": u["cache_creation_input_tokens"],
+                "ephemeral_1h_input_tokens": 0 if zero else self.cache_1h,
+                "ephemeral_5m_input_tokens": u["cache_creation_input_tokens"]
+                - (0 if zero else self.cache_1h),
             },
             "inference_geo": "",
             "iterations": [],
@@ -726,6 +783,7 @@ class Run:
         }
 
     def total_cost(self, zero: bool = False) -> float:
+        """This invocation's main-model cost (the CLI prices 1-hour writes at 2x input)."""
         if zero:
             return 0.0
         if self.cost is not None:
@@ -737,24 +795,67 @@ class Run:
             u["cache_read_input_tokens"],
             u["cache_creation_input_tokens"],
         )
-        return round(sum(a * p for a, p in zip(amounts, PRICES, strict=True)) / 1e6, 8)
+        cost = sum(a * p for a, p in zip(amounts, PRICES, strict=True))
+        cost += self.cache_1h * (2 * PRICES[0] - PRICES[3])
+        return round(cost / 1e6, 8)
+
+    def _mu(self, u: dict[str, int], cost: float, one_hour: int = 0) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "inputTokens": u["input_tokens"],
+            "outputTokens": u["output_tokens"],
+            "cacheReadInputTokens": u["cache_read_input_tokens"],
+            "cacheCreationInputTokens": u["cache_creation_input_tokens"],
+            "webSearchRequests": 0,
+            "costUSD": round(cost, 8),
+            "contextWindow": self.window,
+            "maxOutputTokens": 64000,
+        }
+        if self.cumulative_resume:
+            entry["cacheCreationEphemeral1hInputTokens"] = one_hour
+        return entry
+
+    def _this_part(self, zero: bool) -> dict[str, dict[str, Any]]:
+        """modelUsage of what this process did so far (main model and subagents)."""
+        if zero:
+            return {}
+        part = {self.model: self._mu(self.usage, self.total_cost(), self.cache_1h)}
+        for model, extra in self.other_models.items():
+            part[model] = self._mu(extra, extra["cost"])
+        return part
+
+    def _restore_cost_state(self) -> dict[str, Any] | None:
+        """2.1.332 restores the session's running totals from the transcript on --resume."""
+        if self.transcript is None or not self.transcript.is_file():
+            return None
+        state = None
+        for raw in self.transcript.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError):
+                line = json.loads(raw)
+                if isinstance(line, dict) and line.get("type") == "cost-state":
+                    state = line
+        return state
 
     def _base_result(self, subtype: str, is_error: bool, zero: bool = False) -> dict[str, Any]:
         elapsed = time.monotonic() - self.t0
-        model_usage = {}
-        if not zero:
-            u = self.usage
-            model_usage[self.model] = {
-                "inputTokens": u["input_tokens"],
-                "outputTokens": u["output_tokens"],
-                "cacheReadInputTokens": u["cache_read_input_tokens"],
-                "cacheCreationInputTokens": u["cache_creation_input_tokens"],
-                "webSearchRequests": 0,
-                "costUSD": self.total_cost(),
-                "contextWindow": self.window,
-                "maxOutputTokens": 64000,
-            }
-        return {
+        process = self._this_part(zero)
+        cost = round(sum(m["costUSD"] for m in process.values()), 8)
+        since = {
+            m: {**v, **{k: v[k] - self.reported.get(m, {}).get(k, 0) for k in MU_COUNTS}}
+            for m, v in process.items()
+        }
+        for m, v in since.items():
+            v["costUSD"] = round(v["costUSD"] - self.reported.get(m, {}).get("costUSD", 0.0), 8)
+        self.reported = {m: dict(v) for m, v in process.items()}
+        model_usage, total = process, cost
+        if self.cumulative_resume and self.prior:
+            model_usage = {m: dict(v) for m, v in (self.prior.get("modelUsage") or {}).items()}
+            for m, v in process.items():
+                into = model_usage.setdefault(m, dict(v, **{k: 0 for k in MU_COUNTS}, costUSD=0))
+                for k in MU_COUNTS:
+                    into[k] = into.get(k, 0) + v[k]
+                into["costUSD"] = round(into.get("costUSD", 0) + v["costUSD"], 8)
+            total = round(float(self.prior.get("totalCostUSD") or 0) + cost, 8)
+        result: dict[str, Any] = {
             "type": "result",
             "subtype": subtype,
             "is_error": is_error,
@@ -762,13 +863,25 @@ class Run:
             "duration_api_ms": int(elapsed * 700),
             "num_turns": max(self.turns, 1),
             "session_id": self.session_id,
-            "total_cost_usd": self.total_cost(zero),
+            "total_cost_usd": total,
             "usage": self._usage_obj(zero),
             "modelUsage": model_usage,
             "permission_denials": self.denials,
             "fast_mode_state": "off",
             "uuid": new_id(),
         }
+        if self.cumulative_resume:
+            result["result_index"] = self.results
+            result["model_usage_since_last_result"] = since
+            self._record({"type": "cost-state", "totalCostUSD": total, "modelUsage": model_usage})
+        self.results += 1
+        return result
+
+    def print_result(self, result: dict[str, Any]) -> None:
+        if self.cumulative_resume:
+            ordered = {k: result[k] for k in KEY_ORDER_332 if k in result}
+            result = {**ordered, **{k: v for k, v in result.items() if k not in ordered}}
+        self.out.final(result)
 
     def success(self, text: str) -> None:
         self.turn([{"type": "text", "text": text}])
@@ -790,12 +903,40 @@ class Run:
             stop_reason="end_turn",
             terminal_reason="completed",
         )
-        self.out.final(result)
+        self.print_result(result)
+        if self.background is not None:
+            self.background_result(self.background)
+
+    def background_result(self, step: dict[str, Any]) -> None:
+        """The background task finished: a second init, one more turn, a second result whose
+        usage is that turn's alone while modelUsage and total_cost_usd add up."""
+        self.background = None
+        self.out.emit(
+            {"type": "system", "subtype": "task_notification", "task_id": new_id(),
+             "status": "completed", "session_id": self.session_id, "uuid": new_id()}
+        )  # fmt: skip
+        self.out.emit(self.init_line())
+        turn = {
+            "input_tokens": int(step.get("input_tokens", 400)),
+            "output_tokens": int(step.get("output_tokens", 40)),
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        }
+        for key in DEFAULT_USAGE:
+            self.usage[key] += turn[key]
+        self.turns = 0
+        text = str(step.get("text", "Stale notification — already processed"))
+        self.turn([{"type": "text", "text": text}])
+        result = self._base_result("success", False)
+        result["usage"] = dict(self._usage_obj(False), **turn)
+        result.update(api_error_status=None, result=text, stop_reason="end_turn")
+        result.update(terminal_reason="completed")
+        self.print_result(result)
 
     def _error_result(self, subtype: str, terminal_reason: str) -> None:
         result = self._base_result(subtype, True)
         result.update(stop_reason=None, errors=[], terminal_reason=terminal_reason)
-        self.out.final(result)
+        self.print_result(result)
 
     def api_failure(self, text: str, status: int | None, error: str) -> None:
         """An API failure as the CLI reports it: a synthetic assistant message, then the result."""
@@ -833,7 +974,7 @@ class Run:
             stop_reason="stop_sequence",
             terminal_reason="api_error",
         )
-        self.out.final(result)
+        self.print_result(result)
 
     def interrupted(self) -> None:
         """SIGINT: the CLI's clean stop, reporting error_during_execution."""
@@ -847,6 +988,8 @@ class Run:
     # -------------------------------------------------- steps
 
     def play(self) -> int:
+        if self.steps and self.steps[0]["do"] == "replay":  # the capture has its own init
+            return self.do_replay(self.steps[0], 0)
         self.out.emit(self.init_line())
         self._record({"type": "user", "message": {"role": "user", "content": self.opts.prompt}})
         for n, step in enumerate(self.steps):
@@ -869,7 +1012,7 @@ class Run:
             "permissionMode": self.opts.permission_mode,
             "slash_commands": ["compact", "context", "cost", "init", "review", "security-review"],
             "apiKeySource": "ANTHROPIC_API_KEY" if os.environ.get("ANTHROPIC_API_KEY") else "none",
-            "claude_code_version": VERSION,
+            "claude_code_version": self.version,
             "output_style": "default",
             "agents": ["general-purpose", "statusline-setup", "Explore", "Plan"],
             "skills": [],
@@ -1047,6 +1190,60 @@ class Run:
             self.context = int(step["context_tokens"])
         if "context_window" in step:
             self.window = int(step["context_window"])
+        if "cache_1h" in step:
+            self.cache_1h = min(int(step["cache_1h"]), self.usage["cache_creation_input_tokens"])
+        if "partial_lines" in step:
+            self.partial_lines = bool(step["partial_lines"])
+
+    def do_background(self, step: dict[str, Any], n: int) -> None:
+        self.background = step
+
+    def do_subagent(self, step: dict[str, Any], n: int) -> None:
+        model = str(step.get("model", "claude-haiku-4-5-20251001"))
+        usage = {
+            "input_tokens": int(step.get("input_tokens", 2000)),
+            "output_tokens": int(step.get("output_tokens", 300)),
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        }
+        amounts = (usage["input_tokens"], usage["output_tokens"], 0, 0)
+        cost = sum(a * p for a, p in zip(amounts, HAIKU_PRICES, strict=True)) / 1e6
+        agent = new_id()[:7]
+
+        def execute() -> tuple[str, bool, dict]:
+            row = self.other_models.setdefault(model, {**{k: 0 for k in DEFAULT_USAGE}, "cost": 0})
+            for key in DEFAULT_USAGE:
+                row[key] += usage[key]
+            row["cost"] += cost
+            if self.transcript is not None and not self.opts.no_persist:
+                sub = self.transcript.with_suffix("") / "subagents" / f"agent-a{agent}.jsonl"
+                sub.parent.mkdir(parents=True, exist_ok=True)
+                line = {
+                    "parentUuid": None, "isSidechain": True, "agentId": f"a{agent}",
+                    "sessionId": self.session_id, "type": "assistant", "uuid": new_id(),
+                    "timestamp": now_iso(), "version": self.version,
+                    "message": {"id": new_id("msg_"), "type": "message", "role": "assistant",
+                                "model": model, "content": [{"type": "text", "text": "found"}],
+                                "stop_reason": "end_turn",
+                                "usage": {**usage, "service_tier": "standard"}},
+                }  # fmt: skip
+                append_jsonl(sub, line)
+            return "The subagent found it.", False, {"status": "completed", "agentId": agent}
+
+        tool_input = {"description": "look around", "prompt": "Find it."}
+        tool_input["subagent_type"] = "Explore"
+        self.tool("Task", tool_input, execute, None)
+
+    def do_replay(self, step: dict[str, Any], n: int) -> int:
+        data = Path(str(step["file"])).read_bytes()
+        self.out.raw(data if data.endswith(b"\n") or not data else data + b"\n")
+        last = None
+        for raw in data.splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(raw)
+                if isinstance(event, dict) and event.get("type") == "result":
+                    last = event
+        return 1 if last is None or last.get("is_error") else 0
 
     def do_rate_limit(self, step: dict[str, Any], n: int) -> None:
         info: dict[str, Any] = {
@@ -1167,6 +1364,16 @@ class Run:
         return 1
 
     def do_auth_error(self, step: dict[str, Any], n: int) -> int:
+        delay = float(step.get("retry_delay", 0.5))
+        max_retries = int(os.environ.get("CLAUDE_CODE_MAX_RETRIES", "10") or 10)
+        for attempt in range(1, int(step.get("retries", 0)) + 1):
+            self.out.emit(
+                {"type": "system", "subtype": "api_retry", "attempt": attempt,
+                 "max_retries": max_retries, "retry_delay_ms": delay * 1000 + 0.3120247708149,
+                 "error_status": 401, "error": "authentication_failed",
+                 "session_id": self.session_id, "uuid": new_id()}
+            )  # fmt: skip
+            time.sleep(delay)
         if step.get("kind") == "not_logged_in":
             self.api_failure("Not logged in · Please run /login", None, "authentication_failed")
         else:

@@ -518,3 +518,102 @@ def test_spew_streams_without_holding_it_in_memory(fake: FakeClaude, repo: Path)
     del usage
     # Sampled while it printed (ru_maxrss proved unreliable inside the full suite).
     assert 0 < peak < 100 * 1024 * 1024
+
+
+# --- what the real CLI does that the accounting depends on (issue 11) -------------------------
+
+
+def test_2_1_332_resume_is_cumulative_and_reports_the_per_result_share(
+    fake: FakeClaude, repo: Path
+) -> None:
+    """As measured (cli-facts-332 §2): 0.016, 0.032, 0.048 for three identical invocations."""
+    fake.script([[{"do": "usage", "cost_usd": 0.016}, "text"]])
+    first = run(fake, repo, *BYPASS, FAKE_CLAUDE_VERSION="2.1.332").result
+    session = first["session_id"]
+    assert next(iter(first)) != "type"  # 2.1.332 moved "type" away from the front
+    costs = [first["total_cost_usd"]]
+    for _ in range(2):
+        again = run(fake, repo, *BYPASS, "--resume", session, FAKE_CLAUDE_VERSION="2.1.332")
+        result = again.result
+        costs.append(result["total_cost_usd"])
+        assert result["usage"]["input_tokens"] == first["usage"]["input_tokens"]  # per call
+        (since,) = result["model_usage_since_last_result"].values()
+        assert since["costUSD"] == pytest.approx(0.016)
+    assert costs == pytest.approx([0.016, 0.032, 0.048])
+    (model_usage,) = result["modelUsage"].values()
+    assert model_usage["inputTokens"] == 3 * first["usage"]["input_tokens"]
+    # 2.1.197 reports each invocation on its own.
+    fake.script([[{"do": "usage", "cost_usd": 0.016}, "text"]])
+    old = run(fake, repo, *BYPASS, "--resume", session).result
+    assert old["total_cost_usd"] == 0.016 and "result_index" not in old
+
+
+def test_a_background_task_gives_a_second_result(fake: FakeClaude, repo: Path) -> None:
+    fake.script([[{"do": "background", "input_tokens": 400, "output_tokens": 40}, "done"]])
+    ran = run(fake, repo, *BYPASS)
+    first, second = ran.of("result")
+    assert "UNATTENDED_DONE" in first["result"] and second["result"].startswith("Stale")
+    assert len(ran.of("system", "init")) == 2
+    assert second["usage"]["input_tokens"] == 400  # that turn alone
+    (cumulative,) = second["modelUsage"].values()
+    assert cumulative["inputTokens"] == first["usage"]["input_tokens"] + 400
+    assert second["total_cost_usd"] > first["total_cost_usd"]
+
+
+def test_one_hour_cache_writes_are_priced_at_twice_the_input(fake: FakeClaude, repo: Path) -> None:
+    fake.script([[{"do": "usage", "cache_1h": 4000}, "text"]])
+    result = run(fake, repo, *BYPASS).result
+    split = result["usage"]["cache_creation"]
+    assert split == {"ephemeral_1h_input_tokens": 4000, "ephemeral_5m_input_tokens": 0}
+    # DEFAULT_USAGE at $5/$25/$0.5, 4000 writes at $10 instead of $6.25.
+    assert result["total_cost_usd"] == pytest.approx(
+        (1200 * 5 + 350 * 25 + 18000 * 0.5 + 40000) / 1e6
+    )
+
+
+def test_partial_usage_lines_and_subagent_files(fake: FakeClaude, repo: Path) -> None:
+    fake.script(
+        [
+            [
+                {"do": "usage", "partial_lines": True},
+                {"do": "say", "text": "Looking."},
+                "subagent",
+                "text",
+            ]
+        ]
+    )
+    result = run(fake, repo, *BYPASS).result
+    assert set(result["modelUsage"]) == {"claude-opus-4-8[1m]", "claude-haiku-4-5-20251001"}
+    (main,) = fake.transcripts()
+    lines = [json.loads(x) for x in main.read_text().splitlines()]
+    by_id: dict[str, list[int]] = {}
+    for line in lines:
+        if line["type"] == "assistant":
+            by_id.setdefault(line["message"]["id"], []).append(
+                line["message"]["usage"]["output_tokens"]
+            )
+    (blocks,) = [v for v in by_id.values() if len(v) > 1]  # text + tool_use of one message
+    assert blocks[0] < blocks[-1]  # earlier lines carry partial counts
+    (sub,) = main.with_suffix("").glob("subagents/agent-*.jsonl")
+    assert json.loads(sub.read_text())["message"]["model"] == "claude-haiku-4-5-20251001"
+
+
+def test_auth_error_retries_as_api_retry_events(fake: FakeClaude, repo: Path) -> None:
+    fake.script([[{"do": "auth_error", "retries": 2, "retry_delay": 0.01}]])
+    ran = run(fake, repo, *BYPASS)
+    retries = ran.of("system", "api_retry")
+    assert [(r["error_status"], r["error"]) for r in retries] == [
+        (401, "authentication_failed")
+    ] * 2
+    assert isinstance(retries[0]["retry_delay_ms"], float)  # 2.1.197 prints floats
+    assert ran.result["result"] == "Invalid API key · Fix external API key"
+
+
+def test_replay_prints_a_real_capture(fake: FakeClaude, repo: Path) -> None:
+    from tests.real_corpus import STREAMS
+
+    path = STREAMS / "fi-logging-api-error.jsonl"
+    fake.script([[{"do": "replay", "file": str(path)}]])
+    ran = run(fake, repo, *BYPASS)
+    assert ran.rc == 1  # its result is an error
+    assert ran.stdout.splitlines() == path.read_text().splitlines()

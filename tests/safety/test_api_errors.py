@@ -277,3 +277,101 @@ def test_clean_success_quoting_an_error_is_no_trouble(text: str) -> None:
 def test_recovered_retries_are_no_trouble() -> None:
     """The CLI retried a 529 and then succeeded (exit 0, clean result)."""
     assert classify_api_trouble(rec(api_retries=3, last_api_retry_status=529)) is None
+
+
+# --- wordings seen in real captures (tests/data/real, claude-cli-facts.md "Newer CLI versions")
+# and with CLI 2.1.332 (/work/notes/cli-facts-332.md §4) --------------------------------------
+
+OUT_OF_EXTRA_USAGE = "You're out of extra usage · resets Apr 24, 4am (Asia/Tokyo)"
+CONNECTION_CLOSED = "API Error: Connection closed mid-response. The response was incomplete."
+REAL_500 = (
+    'API Error: 500 {"type":"error","error":{"type":"api_error","message":"Internal server '
+    'error"},"request_id":"req_011CX7HaqAMfRL4GKbdQarW7"}'
+)
+REAL_529 = (
+    'API Error: 529 {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},'
+    '"request_id":"req_011CX7J5ZXp3npD8nY7VYZvm"}'
+)
+FORBIDDEN_403 = "Failed to authenticate. API Error: 403 Request not allowed"
+BAD_REQUEST_400 = "API Error: 400 messages: text content blocks must be non-empty"
+
+
+def test_out_of_extra_usage_is_a_usage_limit_with_its_reset() -> None:
+    ref = datetime(2026, 4, 23, 12, 0, tzinfo=UTC).timestamp()
+    trouble = classify_text(OUT_OF_EXTRA_USAGE, ref)
+    assert trouble is not None and trouble.kind == "usage_limit"
+    assert trouble.limit_type == "overage"
+    # 4am in Tokyo (UTC+9) on Apr 24 is 19:00 UTC on Apr 23.
+    assert trouble.resets_at == datetime(2026, 4, 23, 19, 0, tzinfo=UTC).timestamp()
+    record = rec(is_error=True, exit_code=1, result_text=OUT_OF_EXTRA_USAGE)
+    assert (found := classify_api_trouble(record)) is not None and found.kind == "usage_limit"
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        (CONNECTION_CLOSED, "network"),
+        (REAL_500, "server_error"),
+        (REAL_529, "overloaded"),
+        (NOT_LOGGED_IN, "auth"),
+        (INVALID_KEY, "auth"),
+        (FORBIDDEN_403, "auth"),
+        (BAD_REQUEST_400, "other"),
+        (OLD_USAGE_LIMIT, "usage_limit"),
+        (PROMPT_TOO_LONG, "context_overflow"),
+    ],
+)
+def test_real_wordings_in_an_error_result(text: str, kind: str) -> None:
+    """Each wording in a real error result (2.1.4 gives no api_error_status: wording decides)."""
+    record = rec(is_error=True, exit_code=1, result_text=text, api_error_status=None)
+    trouble = classify_api_trouble(record)
+    assert trouble is not None and trouble.kind == kind
+    assert (kind in TRANSIENT_KINDS) == (kind in ("network", "server_error", "overloaded"))
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "heals"),
+    [
+        (401, "authentication_failed", False),
+        (403, "authentication_failed", False),
+        (400, "invalid_request", False),
+        (None, "authentication_failed", False),
+        (429, "rate_limit", True),
+        (529, "overloaded", True),
+        (500, "server_error", True),
+        (None, "unknown", True),
+    ],
+)
+def test_retry_events_that_cannot_heal(status: int | None, error: str, heals: bool) -> None:
+    from unattended.safety.api_errors import retry_cannot_heal
+
+    assert retry_cannot_heal(status, error) is not heals
+
+
+def test_a_worker_ended_on_a_fatal_retry_is_classified_like_the_final_error() -> None:
+    """The CLI would have printed "Invalid API key" after ~3 minutes of retries."""
+    record = rec(
+        saw_result=True,
+        is_error=True,
+        result_subtype="error_during_execution",
+        result_text=None,
+        exit_code=1,
+        ended_by="api_error",
+        api_retries=1,
+        last_api_retry_status=401,
+        last_api_retry_error="authentication_failed",
+    )
+    trouble = classify_api_trouble(record)
+    assert trouble is not None and trouble.kind == "auth"
+    from unattended.safety.classify import fatal_reason
+
+    assert (fatal_reason(record) or "").startswith("authentication failed: API error 401")
+
+
+def test_the_2_1_332_wording_of_the_session_limit() -> None:
+    trouble = classify_text("You've hit your 5-hour limit · resets 3:16am (UTC)", REF)
+    assert trouble is not None and (trouble.kind, trouble.limit_type) == (
+        "usage_limit",
+        "five_hour",
+    )
+    assert trouble.resets_at is not None

@@ -57,3 +57,30 @@ def test_model_change_and_fresh_policy_start_fresh() -> None:
 def test_continue_resumes_without_progress_but_not_after_an_error() -> None:
     assert ask(record(progress=False, peak=90_000), policy="continue") == "s1"
     assert ask(record(is_error=True), policy="continue") is None
+
+
+def test_a_session_the_cli_compacted_is_not_resumed() -> None:
+    assert ask(record(compactions=1)) is None
+
+
+def test_the_bands_of_a_200k_window_act_before_the_clis_compaction() -> None:
+    """The CLI compacts a 200k window at 167k: stop is lowered from 85 % to 78.5 %, and a warn
+    setting of 80 % to 73.5 %. 150k (75 %) is then past the warn band: start fresh."""
+    last = record(peak=150_000)
+    assert (
+        session_to_resume(
+            last, "auto", model_changed=False, window=200_000, warn_pct=80, stop_pct=85
+        )
+        is None
+    )
+    assert (
+        session_to_resume(
+            record(peak=100_000),
+            "auto",
+            model_changed=False,
+            window=200_000,
+            warn_pct=80,
+            stop_pct=85,
+        )
+        == "s1"
+    )

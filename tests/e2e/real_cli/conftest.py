@@ -25,11 +25,13 @@ from typing import Any
 
 import pytest
 
-CLAUDE_CODE_VERSION = "2.1.197"
-CLAUDE_CODE_PACKAGE = f"@anthropic-ai/claude-code@{CLAUDE_CODE_VERSION}"
+# The oldest and the newest CLI we support (contracts/cli_versions.py); every real-CLI test runs
+# on both: `claude_bin` is parametrised over them.
+CLAUDE_CODE_VERSIONS = ("2.1.197", "2.1.332")
+CLAUDE_CODE_VERSION = CLAUDE_CODE_VERSIONS[0]
 REPO_ROOT = Path(__file__).resolve().parents[3]
 INSTALL_PREFIX = REPO_ROOT / ".test-cache" / "claude-code"
-BIN_ENV_VAR = "UNATTENDED_TEST_CLAUDE_BIN"
+BIN_ENV_VAR = "UNATTENDED_TEST_CLAUDE_BIN"  # one binary for every version: only for a quick look
 # Every child started with a hermetic env carries this variable, so leftovers (even orphans
 # re-parented away from us, like the CLI's Bash tools in their own sessions) can be found.
 TAG_VAR = "UNATTENDED_E2E_TAG"
@@ -53,8 +55,14 @@ def _executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
-def find_claude_bin() -> Path | None:
-    """The pinned CLI from the env override or a known install location, without installing."""
+def ci_prefix(version: str) -> Path:
+    """Where `.ci/run` installs a version: `.ci/node` (the oldest), `.ci/node-<version>`."""
+    name = "node" if version == CLAUDE_CODE_VERSIONS[0] else f"node-{version}"
+    return REPO_ROOT / ".ci" / name
+
+
+def find_claude_bin(version: str = CLAUDE_CODE_VERSION) -> Path | None:
+    """That CLI version from the env override or a known install location, without installing."""
     override = os.environ.get(BIN_ENV_VAR)
     if override:
         path = Path(override).expanduser()
@@ -62,8 +70,8 @@ def find_claude_bin() -> Path | None:
             pytest.fail(f"{BIN_ENV_VAR}={override} is not an executable file", pytrace=False)
         return path
     for candidate in (
-        REPO_ROOT / ".ci" / "node" / "node_modules" / ".bin" / "claude",
-        INSTALL_PREFIX / "node_modules" / ".bin" / "claude",
+        ci_prefix(version) / "node_modules" / ".bin" / "claude",
+        INSTALL_PREFIX / version / "node_modules" / ".bin" / "claude",
     ):
         if _executable(candidate):
             return candidate
@@ -87,13 +95,15 @@ def _install_lock(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def install_claude_bin(prefix: Path = INSTALL_PREFIX) -> Path:
-    """npm-install the pinned CLI into `prefix` (cache inside it, never the real home)."""
+def install_claude_bin(version: str = CLAUDE_CODE_VERSION) -> Path:
+    """npm-install that CLI version under .test-cache (npm cache inside it, never the home)."""
+    prefix = INSTALL_PREFIX / version
+    package = f"@anthropic-ai/claude-code@{version}"
     npm = shutil.which("npm")
     if npm is None:
         pytest.skip("node/npm not found: the real Claude Code CLI cannot be installed")
     binary = prefix / "node_modules" / ".bin" / "claude"
-    with _install_lock(prefix.parent / "claude-code.install.lock"):
+    with _install_lock(INSTALL_PREFIX / f"claude-code-{version}.install.lock"):
         if _executable(binary):  # another process finished while we waited for the lock
             return binary
         prefix.mkdir(parents=True, exist_ok=True)
@@ -105,7 +115,7 @@ def install_claude_bin(prefix: Path = INSTALL_PREFIX) -> Path:
             npm_config_audit="false",
         )
         proc = subprocess.run(
-            [npm, "install", "--prefix", str(prefix), "--no-save", CLAUDE_CODE_PACKAGE],
+            [npm, "install", "--prefix", str(prefix), "--no-save", package],
             env=env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -115,17 +125,31 @@ def install_claude_bin(prefix: Path = INSTALL_PREFIX) -> Path:
         if proc.returncode != 0 or not _executable(binary):
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
             pytest.fail(
-                f"npm install {CLAUDE_CODE_PACKAGE} failed (rc {proc.returncode}); set "
+                f"npm install {package} failed (rc {proc.returncode}); set "
                 f"{BIN_ENV_VAR} to an installed claude. npm said: {' | '.join(tail)}",
                 pytrace=False,
             )
     return binary
 
 
-@pytest.fixture(scope="session")
-def claude_bin() -> Path:
-    """Path of the pinned real `claude` executable (found, or installed once per machine)."""
-    return find_claude_bin() or install_claude_bin()
+@pytest.fixture(scope="session", params=CLAUDE_CODE_VERSIONS, ids=lambda v: f"cli-{v}")
+def claude_bin(request: pytest.FixtureRequest) -> Path:
+    """Path of a real `claude` executable, once per supported version (found, or installed
+    once per machine): every test that uses it runs on the oldest and the newest CLI."""
+    version = request.param
+    return find_claude_bin(version) or install_claude_bin(version)
+
+
+def claude_version(claude_bin: Path | str) -> str:
+    """`claude --version`'s number ("2.1.332")."""
+    out = subprocess.run(
+        [str(claude_bin), "--version"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return out.stdout.split()[0] if out.stdout.split() else ""
 
 
 # --- the hermetic environment -------------------------------------------------------------------

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.real_cli.conftest import (
-    CLAUDE_CODE_VERSION,
+    CLAUDE_CODE_VERSIONS,
+    claude_version,
     parse_stream,
     run_claude,
     spawn_claude,
@@ -55,7 +56,7 @@ def test_version_is_pinned(claude_bin: Path) -> None:
         timeout=30,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith(CLAUDE_CODE_VERSION), out.stdout
+    assert out.stdout.split()[0] in CLAUDE_CODE_VERSIONS, out.stdout
 
 
 def test_stream_json_success_shape(claude_bin, hermetic_env, git_repo, tmp_path) -> None:
@@ -74,7 +75,8 @@ def test_stream_json_success_shape(claude_bin, hermetic_env, git_repo, tmp_path)
     events = run.events
     init = _first_non_hook(events)
     assert (init["type"], init["subtype"]) == ("system", "init")
-    assert init["claude_code_version"] == CLAUDE_CODE_VERSION
+    version = claude_version(claude_bin)
+    assert init["claude_code_version"] == version
     assert init["apiKeySource"] == "ANTHROPIC_API_KEY"
     assert init["analytics_disabled"] is True
 
@@ -100,7 +102,7 @@ def test_stream_json_success_shape(claude_bin, hermetic_env, git_repo, tmp_path)
     assert post.query.get("beta") == ["true"]
     assert post.body["stream"] is True
     assert post.headers["x-api-key"] == "dummy"
-    assert post.headers["user-agent"].startswith(f"claude-cli/{CLAUDE_CODE_VERSION}")
+    assert post.headers["user-agent"].startswith(f"claude-cli/{version}")
     assert post.headers["x-claude-code-session-id"] == init["session_id"]
 
 
@@ -216,7 +218,15 @@ def test_oauth_session_limit(claude_bin, hermetic_env, git_repo, tmp_path) -> No
     assert info["rateLimitType"] == "five_hour"
     result = run.result
     assert result is not None and result["is_error"] is True
-    assert result["result"].startswith("You've hit your session limit"), result["result"]
+    # 2.1.197 says "session limit", 2.1.332 "5-hour limit": both read as the five_hour window.
+    assert result["result"].startswith(
+        ("You've hit your session limit", "You've hit your 5-hour limit")
+    ), result["result"]
+    from unattended.safety.api_errors import classify_text
+
+    trouble = classify_text(result["result"], time.time())
+    assert trouble is not None and trouble.kind == "usage_limit"
+    assert trouble.limit_type == "five_hour"
     assert len(posts) == 1  # a usage limit is never retried
     assert posts[0].headers["authorization"] == "Bearer sk-ant-oat01-dummy"
     assert "x-api-key" not in posts[0].headers
@@ -265,7 +275,9 @@ def test_post_tool_use_hook_context_reaches_model(
 def test_sigint_during_bash_is_a_clean_stop(
     claude_bin, hermetic_env, process_tag, git_repo, tmp_path
 ) -> None:
-    turns = [Turn.tool_use("Bash", {"command": "sleep 30", "description": "wait"})]
+    # 2.1.332 refuses a standalone `sleep N` command: a copy of sleep under another name.
+    command = "cp /bin/sleep ./napper && ./napper 30"
+    turns = [Turn.tool_use("Bash", {"command": command, "description": "wait"})]
     with FakeAnthropic(turns) as api:
         env = hermetic_env(tmp_path, api.base_url)
         args = ["-p", "sleep", *STREAM, "--allowed-tools", "Bash"]
@@ -273,10 +285,10 @@ def test_sigint_during_bash_is_a_clean_stop(
             sleeper = None
             deadline = time.monotonic() + 30
             while sleeper is None and time.monotonic() < deadline and proc.poll() is None:
-                sleepers = tagged_processes(process_tag, name="sleep")
+                sleepers = tagged_processes(process_tag, name="napper")
                 sleeper = sleepers[0] if sleepers else None
                 time.sleep(0.05)
-            assert sleeper is not None, "the Bash tool never started `sleep 30`"
+            assert sleeper is not None, "the Bash tool never started `napper 30`"
             signalled = time.monotonic()
             os.kill(proc.pid, signal.SIGINT)
             stdout, stderr = proc.communicate(timeout=20)
@@ -285,8 +297,8 @@ def test_sigint_during_bash_is_a_clean_stop(
 
     events = parse_stream(stdout)
     # The result says error_during_execution every time, but the exit code races: 1 mostly,
-    # 0 in about a third of runs here (CLI 2.1.197). We never rely on it: the supervisor knows
-    # it stopped the worker (ended_by "stop").
+    # 0 in about a third of runs here (CLI 2.1.197), 0 every time with 2.1.332. We never rely
+    # on it: the supervisor knows it stopped the worker (ended_by "stop").
     assert proc.returncode in (0, 1), (stderr, events[-3:])
     assert stopped_after < 10
     assert events[-1]["type"] == "result", events[-1]

@@ -16,7 +16,7 @@ HOOK = [sys.executable, "-m", "unattended", "hook", "context-meter"]
 WARN_150K = (
     '{"hookSpecificOutput":{"hookEventName":"PostToolUse","additionalContext":"unattended '
     "context meter: your context window is 75.0% full (150,000 of 200,000 tokens). Finish the "
-    "step you are on and commit it; do not start another large step. At 85% you will be asked "
+    "step you are on and commit it; do not start another large step. At 78.5% you will be asked "
     'to hand off to a fresh worker."}}\n'
 )
 
@@ -111,7 +111,8 @@ def test_stop_band_asks_for_handoff(tmp_path: Path, env: dict, state_dir: Path) 
 
 @pytest.mark.parametrize(
     ("tokens", "band"),
-    [(139_999, "normal"), (140_000, "warn"), (169_999, "warn"), (170_000, "stop")],
+    # 200k windows: the CLI compacts at 167 000, so the 85 % stop band is lowered to 78.5 %.
+    [(139_999, "normal"), (140_000, "warn"), (156_999, "warn"), (157_000, "stop")],
 )
 def test_band_boundaries(tmp_path: Path, env: dict, state_dir: Path, tokens: int, band: str):
     t = Transcript(tmp_path / "t.jsonl").user().assistant("m", input_tokens=tokens)
@@ -302,3 +303,57 @@ def test_script_form_imports_neither_json_nor_re(tmp_path: Path, env: dict) -> N
     modules = {line.split("|")[-1].strip() for line in proc.stderr.decode().splitlines()}
     assert "_json" in modules or "json" not in modules
     assert not modules & {"json", "re", "pydantic", "typer", "anthropic", "typing"}
+
+
+def test_stop_band_acts_before_the_cli_compacts(tmp_path: Path, env: dict, state_dir) -> None:
+    """At 160k of 200k (80 %) the CLI has not compacted yet (it does at 167k): hand off now."""
+    t = Transcript(tmp_path / "t.jsonl").user().assistant("m1", input_tokens=160_000)
+    proc = run(hook_input(t.write()), env)
+    assert proc.stdout.decode() == stop_json(state_dir, "80.0", "160,000", "200,000")
+    reading = meter(state_dir)["last_reading"]
+    assert (reading["compact_at"], reading["stop_pct"]) == (167_000, 78.5)
+
+
+def test_the_workers_own_compaction_setting_moves_the_bands(tmp_path, env, state_dir) -> None:
+    env["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] = "100000"  # the CLI then compacts at 67 000
+    t = Transcript(tmp_path / "t.jsonl").user().assistant("m1", input_tokens=60_000)
+    run(hook_input(t.write()), env)
+    reading = meter(state_dir)["last_reading"]
+    assert (reading["compact_at"], reading["stop_pct"], reading["band"]) == (67_000, 28.5, "stop")
+
+
+def _stream_log(state_dir: Path, iteration: str, model: str) -> None:
+    log = state_dir / "iterations" / f"{int(iteration):04d}.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    hook_line = '{"type":"system","subtype":"hook_started","hook_name":"SessionStart:startup"}'
+    init = f'{{"type":"system","subtype":"init","session_id":"{SESSION}","model":"{model}"}}'
+    log.write_text(f"{hook_line}\n{init}\n")
+
+
+def test_the_init_event_names_the_window_of_the_default_model(tmp_path, env, state_dir) -> None:
+    """The first worker of a run without --model: the daemon guessed 200k, the CLI's default
+    model is a 1M one. 150k is 15 %, not 75 %."""
+    env["UNATTENDED_ITERATION"] = "1"
+    _stream_log(state_dir, "1", "claude-opus-4-8[1m]")
+    t = Transcript(tmp_path / "t.jsonl").user()
+    t.assistant("m1", input_tokens=150_000, model="claude-opus-4-8")  # the request drops [1m]
+    proc = run(hook_input(t.write()), env)
+    assert proc.stdout == b""
+    reading = meter(state_dir)["last_reading"]
+    assert (reading["window"], reading["percent"], reading["model"]) == (
+        1_000_000,
+        15.0,
+        "claude-opus-4-8[1m]",
+    )
+    # A resumed session on 2.1.197 drops the [1m]: the daemon's 1M estimate is then too large.
+    env.update(UNATTENDED_ITERATION="2", UNATTENDED_CONTEXT_WINDOW="1000000")
+    _stream_log(state_dir, "2", "claude-opus-4-8")
+    assert run(hook_input(t.write()), env).stdout != b""
+    assert meter(state_dir)["last_reading"]["window"] == 200_000
+
+
+def test_a_pinned_window_beats_the_init_event(tmp_path, env, state_dir) -> None:
+    env.update(UNATTENDED_ITERATION="1", UNATTENDED_CONTEXT_WINDOW_PINNED="1")
+    _stream_log(state_dir, "1", "claude-opus-4-8[1m]")
+    t = Transcript(tmp_path / "t.jsonl").user().assistant("m1", input_tokens=150_000)
+    assert run(hook_input(t.write()), env).stdout.decode() == WARN_150K

@@ -1,8 +1,4 @@
-"""The real daemon ends a run with --on-done push / pr: a bare repository as origin, a fake gh.
-
-(Here rather than in tests/e2e/daemon/, whose `hermetic_env` is shadowed by tests/e2e/conftest.py
- on this branch.)
-"""
+"""The real daemon ends a run with --on-done push / pr: a bare repository as origin, a fake gh."""
 
 from __future__ import annotations
 

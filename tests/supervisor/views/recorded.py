@@ -255,6 +255,8 @@ def _write_run(
                 resumed_session=it.resumed,
                 session_policy="auto",
                 permission_denials=it.denials,
+                compactions=1 if it.peak >= 167_000 else 0,  # where a 200k window's CLI compacts
+                cli_version="2.1.197",
             )
         )
         if it.handed_off:

@@ -54,6 +54,7 @@ def write_run(project: Path, index: int, plan: list[dict], settings: dict | None
                 context_pct=pct,
                 context_band=band,
                 resumed_session=item.get("resumed", False),
+                compactions=item.get("compactions", 0),
             ).model_dump_json()
         )
     (root / "telemetry.jsonl").write_text("\n".join(lines) + "\n")
@@ -156,6 +157,17 @@ def test_recommendations_with_evidence(advised: Path, hermetic_env: dict[str, st
         "    -> lower `context_warn_pct` to 60 (now 70)",
         "[worker-timeout] the worker timeout ended 3 of 26 iterations",
     ]
+
+
+def test_a_compaction_by_the_cli_is_a_defect_signal(project: Path, hermetic_env: dict[str, str]):
+    write_run(project, 0, [{}, {"pct": 86.0, "compactions": 1}, {}, {}, {}])
+    code, out, err = advise(project, hermetic_env, "--json")
+    assert code == 0, err
+    recs = {r["id"]: r for r in json.loads(out)["recommendations"]}
+    assert recs["context-compacted"]["evidence"] == (
+        "the CLI compacted the context of 1 of 5 iterations by itself before the handoff"
+    )
+    assert recs["context-compacted"]["action"] == "lower `context_stop_pct` to 75"
 
 
 def test_apply_keeps_comments_and_records(advised: Path, hermetic_env: dict[str, str]):

@@ -34,7 +34,10 @@ def doctor(project: Path, env: dict[str, str], *args: str) -> tuple[int, dict[st
 def test_all_good(project: Path, good_env: dict[str, str], fake_claude: FakeClaude):
     code, checks, out = doctor(project, good_env)
     assert code == 0, out
-    assert checks["claude"] == f"ok    claude       2.1.197 (Claude Code) at {fake_claude.bin}"
+    assert checks["claude"] == (
+        f"ok    claude       2.1.197 (Claude Code) at {fake_claude.bin}, in the tested range "
+        "2.1.197 to 2.1.332"
+    )
     assert checks["auth"].startswith("ok    auth         ANTHROPIC_API_KEY is set")
     for name in ("config", "git", "branch", "dirty", "permissions", "prompt", "state-dir"):
         assert checks[name].startswith("ok "), checks[name]
@@ -248,3 +251,17 @@ def test_doctor_says_how_to_enable_the_api_context_source(project: Path, hermeti
     no_key["CLAUDE_CODE_OAUTH_TOKEN"] = "x"
     code, checks, _ = doctor(project, no_key)
     assert checks["api-count"].startswith("WARN  api-count    on, but no ANTHROPIC")
+
+
+def test_an_untested_cli_version_is_a_warning(
+    project: Path, good_env: dict[str, str], fake_claude: FakeClaude, tmp_path: Path
+):
+    old = tmp_path / "old-claude"
+    old.write_text("#!/bin/sh\necho '2.0.14 (Claude Code)'\n")
+    old.chmod(0o755)
+    code, checks, _out = doctor(project, {**good_env, "UNATTENDED_CLAUDE_BIN": str(old)})
+    assert checks["claude"] == (
+        f"WARN  claude       2.0.14 (Claude Code) at {old}, outside the tested range 2.1.197 to "
+        "2.1.332; fix: install a tested version (npm install -g @anthropic-ai/claude-code@2.1.332)"
+    )
+    assert code == 0  # it still runs

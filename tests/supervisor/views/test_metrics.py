@@ -83,8 +83,11 @@ def test_table_by_model_outcome_and_day(recorded: Recorded, hermetic_env: dict[s
 
 def test_halts_and_context(recorded: Recorded, hermetic_env: dict[str, str]):
     out = metrics(recorded.project, hermetic_env, "--halts", "--context")
-    assert "capped       3  $2.13  hours cap reached (deadline 2026-11-22T03:00:00Z)" in out
-    assert "blocked      6  $2.54  the worker is blocked: needs the staging database" in out
+    assert (
+        "capped       3  $2.13             hours cap reached (deadline 2026-11-22T03:00:00Z)" in out
+    )
+    # The iteration at 88 % was compacted by the CLI: a defect signal, counted per run.
+    assert "blocked      6  $2.54          1  the worker is blocked: needs the staging" in out
     assert "context bands: normal 6, warn 2, stop 1" in out
     row = next(ln for ln in out.splitlines() if ln.startswith(RUN) and " 88%" in ln)
     assert row.split() == [RUN, "3", "176.0k", "88%", "stop", "yes", "resumed"]
@@ -94,6 +97,12 @@ def test_halts_and_context(recorded: Recorded, hermetic_env: dict[str, str]):
     assert [(h["run_id"], h["status"], h["exit_code"]) for h in data["halts"]] == [
         (OLD_RUN, "capped", 3),
         (RUN, "blocked", 4),
+    ]
+    assert [
+        (h["compactions"], h["compacted_iterations"], h["cli_version"]) for h in data["halts"]
+    ] == [
+        (0, [], "2.1.197"),
+        (1, [3], "2.1.197"),
     ]
     assert data["context"]["bands"] == {"normal": 6, "warn": 2, "stop": 1}
     assert len(data["context"]["iterations"]) == 9

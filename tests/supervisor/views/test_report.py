@@ -244,3 +244,21 @@ def test_steps_section(recorded: Recorded, hermetic_env: dict[str, str], tmp_pat
         "- iteration 1, step 1: failing test for NFD names (OK)\n"
         "- iteration 1, step 2: normalise in compare() (NOK)\n\n## Cost\n"
     ) in text
+
+
+def test_caps_say_when_the_cli_and_the_published_price_differ() -> None:
+    from types import SimpleNamespace
+
+    from unattended.supervisor.views.metrics import Group
+    from unattended.supervisor.views.report import _caps
+
+    # The CLI priced claude-sonnet-4-6 at Opus rates: its figure is the larger, and counts.
+    totals = Group("total", iterations=2, cost_usd=1.25, cost_usd_cli=1.25, cost_usd_priced=0.75)
+    lines = _caps(SimpleNamespace(settings={"max_cost_usd": 5.0}, totals=totals))
+    assert lines[:2] == [
+        "- Cost: $1.25 of the $5.00 cap (25 %)",
+        "- The CLI reported $1.25, published prices give $0.75: the larger of the two per "
+        "iteration is what counts",
+    ]
+    same = Group("total", iterations=1, cost_usd=0.5, cost_usd_cli=0.5, cost_usd_priced=0.5)
+    assert len(_caps(SimpleNamespace(settings={}, totals=same))) == 3  # no such line

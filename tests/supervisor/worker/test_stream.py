@@ -114,3 +114,58 @@ def test_capped_log_under_the_cap_is_the_stream(tmp_path: Path) -> None:
     log.write(STREAM)
     log.close()
     assert path.read_bytes() == STREAM and log.dropped == 0
+
+
+# --- shapes of CLI 2.1.197 and 2.1.332 (cli-facts-332 §3, §4, §5, §7) -----------------------
+
+
+def _feed(*events: dict) -> StreamReader:
+    return read([b"".join(json.dumps(e).encode() + b"\n" for e in events)])
+
+
+def test_a_2_1_332_result_without_type_first_is_read() -> None:
+    reordered = {k: v for k, v in RESULT.items() if k != "type"}
+    reordered = {**reordered, "type": "result", "result_index": 0}
+    facts = _feed(INIT, reordered).facts
+    assert facts.result is not None and facts.tally.results == 1
+    assert facts.marker_texts == ["Fixed it.\nUNATTENDED_DONE"]
+
+
+def test_every_result_counts_and_each_clean_ones_marker_is_kept() -> None:
+    second = {**RESULT, "result": "Stale notification — already processed", "total_cost_usd": 0.3}
+    error = {**RESULT, "is_error": True, "result": "API Error: 500\nUNATTENDED_DONE"}
+    facts = _feed(INIT, RESULT, INIT, second, error).facts
+    assert facts.tally.results == 3
+    assert facts.marker_texts == ["Fixed it.\nUNATTENDED_DONE"]  # not the error result's
+    assert facts.result is not None and facts.result.is_error  # the last one
+
+
+def test_api_retry_floats_and_a_retry_that_cannot_heal() -> None:
+    retry = {"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10,
+             "retry_delay_ms": 512.3120247708149, "error_status": 529,
+             "error": "overloaded"}  # fmt: skip
+    facts = _feed(INIT, retry).facts
+    assert facts.lines_invalid == 0 and facts.api_retries == 1  # 2.1.197's float delay
+    assert facts.fatal_api_retry is None
+    auth = {**retry, "retry_delay_ms": 531, "error_status": 401, "error": "authentication_failed"}
+    facts = _feed(INIT, retry, auth).facts
+    assert facts.fatal_api_retry == "authentication_failed (401)"
+    assert facts.last_api_retry_status == 401
+
+
+def test_compact_boundary_is_recorded() -> None:
+    boundary = {"type": "system", "subtype": "compact_boundary", "session_id": "s-1",
+                "compact_metadata": {"trigger": "auto", "pre_tokens": 170021,
+                                     "post_tokens": 648}}  # fmt: skip
+    facts = _feed(INIT, assistant("a", 1_000), boundary, RESULT).facts
+    assert (facts.compactions, facts.compact_pre_tokens) == (1, 170021)
+
+
+def test_a_second_init_keeps_the_cli_version_and_model() -> None:
+    bare = {"type": "system", "subtype": "init", "session_id": "s-1"}
+    facts = _feed(INIT, RESULT, bare).facts
+    assert (facts.model, facts.cli_version, facts.tally.main_model) == (
+        "claude-x",
+        "2.1.197",
+        "claude-x",
+    )
