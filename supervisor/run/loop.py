@@ -1,9 +1,11 @@
 """The relay loop: gather facts → ask ``safety`` → act → record. It reads like the run.log it
 writes.
 
-One worker at a time. While a worker runs or the loop waits, ``_tick`` keeps the daemon
-responsive about once a second: signal flags, the stop sentinel, the heartbeat, the systemd
-watchdog, and a ``.unattended/`` directory a worker may have deleted.
+One worker at a time. The loop holds its collaborators, each behind a small interface
+(``ports``): a :class:`Recorder` for state.json, run.log and notifications, a :class:`Ticker`
+that keeps the daemon responsive about once a second while a worker runs or the loop waits,
+the worker slots, the clock, the worker factory and the git evidence. The daemon passes the
+real ones; ``tests/supervisor/run/driver.py`` passes a fake clock and scripted workers.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unattended.contracts.exit_codes import ExitCode
 from unattended.contracts.iteration import IterationRecord
@@ -23,13 +25,24 @@ from unattended.contracts.status import Outcome, RunStatus
 from unattended.contracts.timefmt import fmt_duration
 from unattended.safety.verdict import Verdict, VerdictKind
 from unattended.supervisor.records import telemetry as records
-from unattended.supervisor.records.fsio import append_line, ensure_private_dir, sys_calls
+from unattended.supervisor.records.fsio import append_line, ensure_private_dir
 from unattended.supervisor.records.runlog import RunLog
 from unattended.supervisor.records.steps import read_steps
 from unattended.supervisor.run import iteration as it
 from unattended.supervisor.run import registry
-from unattended.supervisor.run.effects import TICK_S, DiskFull, LoopEffects
+from unattended.supervisor.run.alerts import BudgetAlerts
 from unattended.supervisor.run.history import earlier_records
+from unattended.supervisor.run.ports import (
+    Clock,
+    GitEvidence,
+    NoServiceNotifier,
+    RepoGitEvidence,
+    ServiceNotifier,
+    Slots,
+    SystemClock,
+    WorkerFactory,
+    spawn_worker,
+)
 from unattended.supervisor.run.prompt import (
     PromptError,
     PromptSource,
@@ -37,8 +50,13 @@ from unattended.supervisor.run.prompt import (
     build_prompt,
     read_prompt,
 )
+from unattended.supervisor.run.recorder import DiskFull, Notify, Recorder, system_notify
 from unattended.supervisor.run.signals import SignalFlags
 from unattended.supervisor.run.slots import WorkerSlots
+from unattended.supervisor.run.ticker import Ticker
+
+if TYPE_CHECKING:
+    from unattended.platform_adapters.inhibit import Inhibitor
 
 
 @dataclass
@@ -56,28 +74,40 @@ class RunContext:
     telemetry: list[str] = field(default_factory=list)
 
 
-class RelayLoop(LoopEffects):
-    def __init__(self, ctx: RunContext, flags: SignalFlags, sd: Any, inhibitor: Any = None) -> None:
+class RelayLoop:
+    def __init__(
+        self,
+        ctx: RunContext,
+        flags: SignalFlags,
+        sd: ServiceNotifier | None = None,
+        inhibitor: Inhibitor | None = None,
+        *,
+        clock: Clock | None = None,
+        spawn: WorkerFactory = spawn_worker,
+        git: GitEvidence | None = None,
+        notify: Notify = system_notify,
+        slots: Slots | None = None,
+    ) -> None:
         self.ctx = ctx
         self.flags = flags
-        self.sd = sd  # platform_adapters.sd_notify.SdNotifier (or a no-op)
-        self.inhibitor = inhibitor
-        self.stop_requested = False
-        self.worker: Any = None
+        self.clock = clock or SystemClock()
+        self.sd = sd or NoServiceNotifier()
+        self.spawn = spawn
+        self.git = git or RepoGitEvidence(ctx.project, ctx.git_dir, ctx.state.run_id, ctx.settings)
+        self.recorder = Recorder(ctx, self.clock, self.sd, inhibitor, notify)
+        self.ticker = Ticker(ctx, flags, self.recorder, self.clock, self.sd)
+        self.slots = slots or WorkerSlots(
+            ctx.settings.max_parallel_workers, registry.state_dir(ctx.environ)
+        )
+        self.alerts = BudgetAlerts()
         self.launch_times: list[float] = []
         self.model = ctx.state.model or ctx.settings.model
         self.escalated_at: int | None = None
         self.pending_handoff: str | None = None
         self.prompt_note: str | None = None
-        self._last_write = 0.0
-        self._last_watchdog = 0.0
         self._last_prompt: str | None = None
-        self._alerts: set[tuple[str, str]] = set()
         self._planned_model = self.model  # the model the last worker was asked for
-        # A WatchdogSec= shorter than our tick would be missed: tick at least that often.
-        self.tick_s = min(TICK_S, getattr(sd, "watchdog_interval_s", None) or TICK_S)
         self.earlier = earlier_records(ctx.paths)  # the runway's fallback: this project's past
-        self.slots = WorkerSlots(ctx.settings.max_parallel_workers, registry.state_dir(ctx.environ))
 
     # ----- the story -------------------------------------------------------------------
     def run(self) -> ExitCode:
@@ -99,11 +129,11 @@ class RelayLoop(LoopEffects):
                 estimate = None  # no evidence yet: never refuse a run on a guess
             verdict = gate(self._facts(), limits, self.launch_times, estimate)
             if verdict.kind is VerdictKind.WAIT:
-                self._wait(verdict)
+                self.ticker.wait(verdict)
                 continue
             if verdict.terminal:
                 return verdict
-            if not self._await_worker_slot():
+            if not self.ticker.await_worker_slot(self.slots):
                 continue  # a stop arrived while waiting: the gate ends the run
             try:
                 record = self._iterate()
@@ -121,7 +151,7 @@ class RelayLoop(LoopEffects):
                 self._escalate(record.number, verdict.reason)
             self.prompt_note = verdict.prompt_note
             if verdict.kind is VerdictKind.WAIT:
-                self._wait(verdict)
+                self.ticker.wait(verdict)
 
     # ----- facts -----------------------------------------------------------------------
     def _facts(self, done_when: bool | None = None) -> Any:
@@ -134,10 +164,10 @@ class RelayLoop(LoopEffects):
         }
         return RunFacts(
             history=tuple(self.ctx.history),
-            now=sys_calls.time(),
+            now=self.clock.time(),
             cost_usd=st.cost_usd,
             tokens=st.total_tokens,
-            stop_requested=self.stop_requested or self.flags.stop_now,
+            stop_requested=self.ticker.stop_requested or self.flags.stop_now,
             done_when_passed=done_when,
             escalated_at=self.escalated_at,
             quota=quota,
@@ -192,7 +222,7 @@ class RelayLoop(LoopEffects):
         )
 
     def _iterate(self) -> IterationRecord:
-        from unattended.supervisor.worker.process import SpawnError, Worker, WorkerSpec
+        from unattended.supervisor.worker.process import SpawnError, WorkerSpec
         from unattended.supervisor.worker.settings_file import (
             hook_command,
             hook_env,
@@ -202,7 +232,7 @@ class RelayLoop(LoopEffects):
         ctx, st, s = self.ctx, self.ctx.state, self.ctx.settings
         number = st.iteration + 1
         plan = self._plan(number)
-        before = it.git_point(ctx.project, ctx.git_dir, st.run_id, number, "before", s, self._warn)
+        before = self.git.point(number, "before", self._warn)
         settings_file = write_worker_settings(ctx.paths, hook_command(s))
         argv = it.build_argv(s, plan, settings_file)
         env = it.worker_env(
@@ -224,11 +254,11 @@ class RelayLoop(LoopEffects):
             grace_s=s.grace_seconds,
             max_log_bytes=int(s.max_iteration_log_mb * 1024 * 1024),
         )
-        started = sys_calls.time()
+        started = self.clock.time()
         self.launch_times.append(started)
         st.iteration = number
         try:
-            self.worker = Worker.spawn(spec, should_escalate=lambda: self.flags.escalate)
+            worker = self.spawn(spec, lambda: self.flags.escalate)
         except SpawnError as exc:
             self._log(f"could not start the worker: {exc}", number, kind="spawn_error")
             return IterationRecord(
@@ -242,35 +272,34 @@ class RelayLoop(LoopEffects):
                 model=plan.model,
             )
         mode = f"resuming session {plan.resume_session[:8]}" if plan.resume_session else "fresh"
-        self._set(RunStatus.RUNNING, worker_pid=self.worker.pid, worker_started_at=started)
-        self._log(f"worker started (pid {self.worker.pid}, {mode} session)", number, kind="spawn")
-        while not self.worker.finished:
-            self.worker.pump(self.tick_s)
-            self._tick()
-        outcome = self.worker.record()
-        self.worker = None
+        self.ticker.worker = worker
+        self.recorder.set(RunStatus.RUNNING, worker_pid=worker.pid, worker_started_at=started)
+        self._log(f"worker started (pid {worker.pid}, {mode} session)", number, kind="spawn")
+        while not worker.finished:
+            worker.pump(self.ticker.tick_s)
+            self.ticker.tick()
+        outcome = worker.record()
+        self.ticker.worker = None
         self.slots.release()  # git evidence and --done-when need no worker slot
         if outcome.disk_full:
             raise DiskFull(f"no space left to write {ctx.paths.iteration_stdout(number).name}")
         ctx.log.machine(
             "worker_exit", number, exit_code=outcome.exit_code, ended_by=outcome.ended_by
         )
-        ended = sys_calls.time()
-        self._set(RunStatus.WAITING, worker_pid=None, worker_started_at=None)
-        after = it.git_point(ctx.project, ctx.git_dir, st.run_id, number, "after", s, self._warn)
+        ended = self.clock.time()
+        self.recorder.set(RunStatus.WAITING, worker_pid=None, worker_started_at=None)
+        after = self.git.point(number, "after", self._warn)
         record = it.record_from_worker(number, started, ended, outcome, before, after)
         record.resumed_session = plan.resume_session is not None
         if not record.model:
             record.model = plan.model
-        record.commits, record.files_changed = it.count_commits(
-            ctx.project, before.head, after.head
-        )
+        record.commits, record.files_changed = self.git.commits(before.head, after.head)
         self._usage_without_result(record)
         self._collect_handoff(record)
         record.steps = read_steps(ctx.paths, number)
         record.escalated_model = self.escalated_at is not None
         if s.done_when and record.saw_result:
-            record.done_when_passed = it.run_done_when(s.done_when, ctx.project, env)
+            record.done_when_passed = self.git.done_when(s.done_when, env)
         return record
 
     def _usage_without_result(self, record: IterationRecord) -> None:
@@ -345,10 +374,10 @@ class RelayLoop(LoopEffects):
         )
         self._log(f"Cycle {record.number} closed: {verdict.reason}", kind="cycle")
         status = RunStatus.WAITING if not verdict.terminal else st.status
-        self._set(status)
+        self.recorder.set(status)
 
     def _record_quota(self, record: IterationRecord) -> None:
-        window = records.quota_window(record, sys_calls.time())
+        window = records.quota_window(record, self.clock.time())
         if window is not None:
             self.ctx.state.quota[window[0]] = window[1]
 
@@ -358,7 +387,7 @@ class RelayLoop(LoopEffects):
             record, outcome, reason, self.ctx.state.run_id, self.ctx.settings, window
         ).model_dump_json()
         self.ctx.telemetry.append(line)
-        self._guard_disk(lambda: append_line(self.ctx.paths.telemetry, line))
+        self.recorder.guard_disk(lambda: append_line(self.ctx.paths.telemetry, line))
 
     def _escalate(self, number: int, reason: str) -> None:
         old, new = self.model or "the default model", self.ctx.settings.escalate_model
@@ -366,6 +395,21 @@ class RelayLoop(LoopEffects):
         self.ctx.state.model = new
         self.escalated_at = number
         self._log(f"escalating the worker model from {old} to {new}: {reason}", kind="escalate")
+
+    def _budget_alerts(self) -> None:
+        """80 % warn, 90 % critical (with a notification): each logged once."""
+        for level, message in self.alerts.new_alerts(self.ctx.state, self.ctx.settings):
+            self._log(message, kind="budget_alert", level=level)
+            if level == "critical":
+                self.recorder.notify("critical", message)
+
+    def _log(
+        self, message: str, iteration: int | None = None, kind: str = "info", **fields: Any
+    ) -> None:
+        self.recorder.log(message, iteration, kind, **fields)
+
+    def _warn(self, message: str) -> None:
+        self.recorder.warn(message)
 
     # ----- the end ---------------------------------------------------------------------
     def _finish(self, verdict: Verdict) -> ExitCode:
@@ -376,16 +420,14 @@ class RelayLoop(LoopEffects):
         st.exit_code = int(status.exit_code)
         st.worker_pid = None
         st.resume_at = None
-        if hasattr(self.sd, "stopping"):
-            self.sd.stopping()
+        self.sd.stopping()
         # On a full disk the old state.json stays intact; the log line below says what happened.
         with contextlib.suppress(DiskFull):
-            self._write()
+            self.recorder.write()
         paths.pid.unlink(missing_ok=True)
         paths.stop.unlink(missing_ok=True)
         self._prune(status)
-        if self.inhibitor is not None:
-            self.inhibitor.release()
+        self.recorder.release_inhibitor()
         self._log(
             f"run ended {status.value} (exit {st.exit_code}) after {st.iteration} iteration(s), "
             f"${st.cost_usd:.2f}: {verdict.reason}",
@@ -393,5 +435,28 @@ class RelayLoop(LoopEffects):
             status=status.value,
             exit_code=st.exit_code,
         )
-        self._notify(status.value, verdict.reason, self._summary())
+        self.recorder.notify(status.value, verdict.reason, self._summary())
         return status.exit_code
+
+    def _prune(self, status: RunStatus) -> None:
+        from unattended.supervisor.run.housekeeping import prune_after_run
+
+        st = self.ctx.state
+        try:
+            line = prune_after_run(self.ctx.paths, self.ctx.settings.keep_runs, st.run_id, status)
+        except Exception as exc:  # noqa: BLE001 - housekeeping never changes the outcome
+            self._warn(f"could not prune old runs or snapshots: {exc}")
+            return
+        if line:
+            self._log(line, kind="prune")
+
+    def _summary(self) -> str:
+        """The run's headline lines, for the final notification."""
+        try:
+            from unattended.supervisor.run.summary import notification_summary
+
+            ctx = self.ctx
+            return notification_summary(ctx.project, ctx.state, ctx.history, self.clock.time())
+        except Exception as exc:  # noqa: BLE001 - the plain reason is sent instead
+            self._warn(f"no summary for the notification: {exc}")
+            return ""
