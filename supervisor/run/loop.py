@@ -443,7 +443,13 @@ class RelayLoop:
 
         st = self.ctx.state
         try:
-            line = prune_after_run(self.ctx.paths, self.ctx.settings.keep_runs, st.run_id, status)
+            line = prune_after_run(
+                self.ctx.paths,
+                self.ctx.settings.keep_runs,
+                st.run_id,
+                status,
+                self.git.prune_snapshots,
+            )
         except Exception as exc:  # noqa: BLE001 - housekeeping never changes the outcome
             self._warn(f"could not prune old runs or snapshots: {exc}")
             return
@@ -453,10 +459,13 @@ class RelayLoop:
     def _summary(self) -> str:
         """The run's headline lines, for the final notification."""
         try:
-            from unattended.supervisor.run.summary import notification_summary
+            from unattended.supervisor.run.summary import notification_summary, summary_range
 
             ctx = self.ctx
-            return notification_summary(ctx.project, ctx.state, ctx.history, self.clock.time())
+            commits = self.git.commit_subjects(*summary_range(ctx.history))
+            return notification_summary(
+                ctx.project, ctx.state, ctx.history, self.clock.time(), commits
+            )
         except Exception as exc:  # noqa: BLE001 - the plain reason is sent instead
             self._warn(f"no summary for the notification: {exc}")
             return ""

@@ -9,7 +9,7 @@ interface is :class:`unattended.platform_adapters.inhibit.Inhibitor`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -122,6 +122,10 @@ class GitEvidence(Protocol):
 
     def done_when(self, command: str, env: Mapping[str, str]) -> bool: ...
 
+    def commit_subjects(self, before: str | None, after: str | None) -> list[tuple[str, str]]: ...
+
+    def prune_snapshots(self, keep_run_ids: Collection[str]) -> int: ...
+
 
 @dataclass(frozen=True)
 class RepoGitEvidence:
@@ -148,3 +152,13 @@ class RepoGitEvidence:
         from unattended.supervisor.run.iteration import run_done_when
 
         return run_done_when(command, self.project, env)
+
+    def commit_subjects(self, before: str | None, after: str | None) -> list[tuple[str, str]]:
+        from unattended.supervisor.git.facts import commit_range_summary
+
+        return commit_range_summary(self.project, before, after)
+
+    def prune_snapshots(self, keep_run_ids: Collection[str]) -> int:
+        from unattended.supervisor.git.snapshots import prune_snapshots
+
+        return prune_snapshots(self.project, keep_run_ids)

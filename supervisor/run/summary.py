@@ -8,16 +8,25 @@ from pathlib import Path
 from unattended.contracts.iteration import IterationRecord
 from unattended.contracts.state import RunState
 from unattended.contracts.timefmt import fmt_duration
-from unattended.supervisor.git.facts import commit_range_summary
+
+
+def summary_range(history: list[IterationRecord]) -> tuple[str | None, str | None]:
+    """The HEADs before the first and after the last iteration held: the run's commits."""
+    first = history[0].git_before.head if history else None
+    last = history[-1].git_after.head if history else None
+    return first, last
 
 
 def notification_summary(
-    project: Path, state: RunState, history: list[IterationRecord], now: float, max_lines: int = 8
+    project: Path,
+    state: RunState,
+    history: list[IterationRecord],
+    now: float,
+    commits: list[tuple[str, str]],
+    max_lines: int = 8,
 ) -> str:
-    """Headline, why, the last commits, and what the worker raised for a human."""
-    first = history[0].git_before.head if history and history[0].git_before else None
-    last = history[-1].git_after.head if history and history[-1].git_after else None
-    commits = commit_range_summary(project, first, last)
+    """Headline, why, the last commits (``commits``: (sha, subject) oldest first), and what the
+    worker raised for a human."""
     elapsed = fmt_duration(max(0.0, now - state.started_at.timestamp()))
     lines = [
         f"{project.name}: {state.status.value} after {state.iteration} iteration(s) in "
