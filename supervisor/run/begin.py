@@ -15,6 +15,7 @@ from unattended.contracts.status import RunStatus
 from unattended.supervisor.records.fsio import ensure_private_dir, sys_calls
 from unattended.supervisor.records.liveness import pid_is_alive
 from unattended.supervisor.records.state import read_state
+from unattended.supervisor.run.crashed import CrashedWorker, crashed_worker
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class RunStart:
     state: RunState
     resumed: bool
     note: str  # one line for run.log: how this run began
+    crashed: CrashedWorker | None = None  # the iteration the resumed run's daemon died in
 
 
 def new_run_id(now: datetime, runs_dir: Path) -> str:
@@ -69,6 +71,36 @@ def prune_archived_runs(paths: RunPaths, keep: int) -> list[str]:
     return [p.name for p in doomed]
 
 
+def remove_leftover_temp_files(paths: RunPaths) -> list[str]:
+    """``.state.json.<pid>.tmp`` files a kill between write and rename left behind (their
+    writer is dead: never a live process's file being written). Returns the names removed."""
+    removed = []
+    try:
+        candidates = list(paths.root.glob(f".{paths.state.name}.*.tmp"))
+    except OSError:
+        return []
+    for tmp in candidates:
+        pid_text = tmp.name.removeprefix(f".{paths.state.name}.").removesuffix(".tmp")
+        if not pid_text.isdigit() or (int(pid_text) != os.getpid() and _alive(int(pid_text))):
+            continue
+        try:
+            tmp.unlink()  # a symlink is removed itself, never followed
+        except OSError:
+            continue
+        removed.append(tmp.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: not ours to judge
+    return True
+
+
 def end_leftover_worker(old: RunState, grace_s: float) -> int | None:
     """End the worker a crashed daemon left behind, so it cannot keep editing the tree next
     to the new run's workers. Returns its pid when it was still running, else None.
@@ -103,6 +135,7 @@ def begin_run(
     archives it and begins anew.
     """
     ensure_private_dir(paths.root)
+    remove_leftover_temp_files(paths)
     try:
         old = read_state(paths)
     except StateFileError:
@@ -134,7 +167,7 @@ def begin_run(
             f"deadline {old.deadline:%Y-%m-%dT%H:%M:%SZ}, ${old.cost_usd:.2f} spent so far"
             f"{leftover}"
         )
-        return RunStart(state, True, note)
+        return RunStart(state, True, note, crashed_worker(old))
 
     archived = archive_previous(paths, old)
     if not resume:

@@ -104,6 +104,7 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
         prompt_source=req.prompt_source,
         environ=req.environ,
         resumed=start.resumed,
+        crashed=start.crashed,
     )
     _log_settings(log, req, state)
     try:

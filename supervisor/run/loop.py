@@ -11,6 +11,7 @@ real ones; ``tests/supervisor/run/driver.py`` passes a fake clock and scripted w
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from unattended.contracts.settings import Settings
 from unattended.contracts.state import RunState
 from unattended.contracts.status import Outcome, RunStatus
 from unattended.contracts.timefmt import fmt_duration
+from unattended.safety.gutter import advance, after_escalation, from_state, judge, to_state
 from unattended.safety.verdict import Verdict, VerdictKind
 from unattended.supervisor.records import telemetry as records
 from unattended.supervisor.records.fsio import append_line, ensure_private_dir
@@ -31,7 +33,8 @@ from unattended.supervisor.records.steps import read_steps
 from unattended.supervisor.run import iteration as it
 from unattended.supervisor.run import registry
 from unattended.supervisor.run.alerts import BudgetAlerts
-from unattended.supervisor.run.history import earlier_records
+from unattended.supervisor.run.crashed import CrashedWorker, crashed_record
+from unattended.supervisor.run.history import earlier_records, first_head, resumed_history
 from unattended.supervisor.run.ports import (
     Clock,
     GitEvidence,
@@ -59,6 +62,10 @@ if TYPE_CHECKING:
     from unattended.platform_adapters.inhibit import Inhibitor
 
 
+HISTORY_WINDOW = 50  # the newest iterations kept in memory: the rules keep running streaks
+TELEMETRY_KEPT = 1_000  # the newest telemetry lines kept, to recreate a deleted telemetry file
+
+
 @dataclass
 class RunContext:
     project: Path
@@ -70,8 +77,10 @@ class RunContext:
     prompt_source: PromptSource
     environ: dict[str, str]
     resumed: bool = False
-    history: list[IterationRecord] = field(default_factory=list)
-    telemetry: list[str] = field(default_factory=list)
+    history: deque[IterationRecord] = field(default_factory=lambda: deque(maxlen=HISTORY_WINDOW))
+    telemetry: deque[str] = field(default_factory=lambda: deque(maxlen=TELEMETRY_KEPT))
+    first_head: str | None = None  # HEAD before the run's first iteration
+    crashed: CrashedWorker | None = None  # resumed: the iteration the dead daemon was in
 
 
 class RelayLoop:
@@ -108,17 +117,54 @@ class RelayLoop:
         self._last_prompt: str | None = None
         self._planned_model = self.model  # the model the last worker was asked for
         self.earlier = earlier_records(ctx.paths)  # the runway's fallback: this project's past
+        self.streaks = from_state(ctx.state.gutter)  # a resumed run goes on counting
+        if ctx.resumed:
+            self._reload_history()
 
     # ----- the story -------------------------------------------------------------------
     def run(self) -> ExitCode:
         try:
-            verdict = self._relay()
+            verdict = self._resume() or self._relay()
         except DiskFull as exc:
             verdict = Verdict(VerdictKind.FAILED, f"disk full: {exc}")
         return self._finish(verdict)
 
+    def _reload_history(self) -> None:
+        """A resumed run's newest iterations, from the end of its telemetry (not all of it)."""
+        ctx = self.ctx
+        lines, recs = resumed_history(ctx.paths, TELEMETRY_KEPT)
+        ctx.telemetry.extend(lines)
+        ctx.history.extend(recs)
+        ctx.first_head = first_head(ctx.paths)
+
+    def _resume(self) -> Verdict | None:
+        """A resumed run first records the iteration its daemon died in (priced, counted by the
+        caps and the gutter), or finishes the wait it was in (``resume_at``). A terminal
+        verdict ends the run before any worker starts."""
+        ctx = self.ctx
+        if not ctx.resumed:
+            return None
+        recorded = ctx.history[-1].number if ctx.history else 0
+        if ctx.crashed is not None and ctx.crashed.number > recorded:
+            verdict = self._conclude(self._crashed_record(ctx.crashed))
+            return verdict if verdict.terminal else None
+        resume_at = ctx.state.resume_at
+        if resume_at is not None and resume_at.timestamp() > self.clock.time():
+            reason = "resuming the wait the crashed run was in"
+            self.ticker.wait(Verdict(VerdictKind.WAIT, reason, wait_until=resume_at.timestamp()))
+        return None
+
+    def _crashed_record(self, crashed: CrashedWorker) -> IterationRecord:
+        ctx = self.ctx
+        before = ctx.history[-1].git_after.head if ctx.history else ctx.first_head
+        after = self.git.point(crashed.number, "after", self._warn).head
+        record = crashed_record(ctx.paths, crashed, before, after)
+        record.model = record.model or self.model
+        self._usage_without_result(record)
+        return record
+
     def _relay(self) -> Verdict:
-        from unattended.safety.decide import Limits, decide, gate
+        from unattended.safety.decide import Limits, gate
         from unattended.safety.runway import estimate_next
 
         while True:
@@ -141,17 +187,28 @@ class RelayLoop:
                 return Verdict(VerdictKind.FAILED, f"no prompt for the worker: {exc}")
             finally:
                 self.slots.release()
-            self._account(record)
-            self._budget_alerts()
-            verdict = decide(self._facts(done_when=record.done_when_passed), limits)
-            self._record(record, verdict)
+            verdict = self._conclude(record)
             if verdict.terminal:
                 return verdict
-            if verdict.escalate and self.ctx.settings.escalate_model:
-                self._escalate(record.number, verdict.reason)
-            self.prompt_note = verdict.prompt_note
-            if verdict.kind is VerdictKind.WAIT:
-                self.ticker.wait(verdict)
+
+    def _conclude(self, record: IterationRecord) -> Verdict:
+        """Account the iteration, ask ``safety``, record, and react: escalate, note, wait."""
+        from unattended.safety.decide import Limits, decide
+
+        limits = Limits.from_settings(self.ctx.settings, self.ctx.state.deadline.timestamp())
+        self._account(record)
+        self.streaks = advance(self.streaks, judge(record, record.done_when_passed))
+        self._budget_alerts()
+        verdict = decide(self._facts(done_when=record.done_when_passed), limits)
+        self._record(record, verdict)
+        if verdict.terminal:
+            return verdict
+        if verdict.escalate and self.ctx.settings.escalate_model:
+            self._escalate(record.number, verdict.reason)
+        self.prompt_note = verdict.prompt_note
+        if verdict.kind is VerdictKind.WAIT:
+            self.ticker.wait(verdict)
+        return verdict
 
     # ----- facts -----------------------------------------------------------------------
     def _facts(self, done_when: bool | None = None) -> Any:
@@ -171,6 +228,8 @@ class RelayLoop:
             done_when_passed=done_when,
             escalated_at=self.escalated_at,
             quota=quota,
+            streaks=self.streaks,
+            launched=st.iteration,
         )
 
     # ----- one iteration ---------------------------------------------------------------
@@ -233,6 +292,8 @@ class RelayLoop:
         number = st.iteration + 1
         plan = self._plan(number)
         before = self.git.point(number, "before", self._warn)
+        if ctx.first_head is None:
+            ctx.first_head = before.head
         settings_file = write_worker_settings(ctx.paths, hook_command(s))
         argv = it.build_argv(s, plan, settings_file)
         env = it.worker_env(
@@ -352,13 +413,13 @@ class RelayLoop:
         st.session_id = record.session_id or st.session_id
 
     def _record(self, record: IterationRecord, verdict: Verdict) -> None:
-        from unattended.safety.decide import Limits, gutter_state
+        from unattended.safety.decide import Limits
 
         ctx, st = self.ctx, self.ctx.state
         outcome = verdict.outcome or Outcome.FAILED
         st.last_iteration = records.last_iteration(record, outcome, verdict.reason)
         limits = Limits.from_settings(ctx.settings, st.deadline.timestamp())
-        st.gutter = gutter_state(self._facts(), limits)
+        st.gutter = to_state(self.streaks, limits)
         self._record_quota(record)
         self._write_telemetry(record, outcome, verdict.reason)
         denied = ""
@@ -394,6 +455,7 @@ class RelayLoop:
         self.model = new
         self.ctx.state.model = new
         self.escalated_at = number
+        self.streaks = after_escalation(self.streaks)  # the stronger model's full chance
         self._log(f"escalating the worker model from {old} to {new}: {reason}", kind="escalate")
 
     def _budget_alerts(self) -> None:
@@ -462,7 +524,7 @@ class RelayLoop:
             from unattended.supervisor.run.summary import notification_summary, summary_range
 
             ctx = self.ctx
-            commits = self.git.commit_subjects(*summary_range(ctx.history))
+            commits = self.git.commit_subjects(*summary_range(ctx.first_head, ctx.history))
             return notification_summary(
                 ctx.project, ctx.state, ctx.history, self.clock.time(), commits
             )

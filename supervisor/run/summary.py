@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from unattended.contracts.iteration import IterationRecord
@@ -10,23 +11,24 @@ from unattended.contracts.state import RunState
 from unattended.contracts.timefmt import fmt_duration
 
 
-def summary_range(history: list[IterationRecord]) -> tuple[str | None, str | None]:
-    """The HEADs before the first and after the last iteration held: the run's commits."""
-    first = history[0].git_before.head if history else None
+def summary_range(
+    first_head: str | None, history: Sequence[IterationRecord]
+) -> tuple[str | None, str | None]:
+    """The HEADs before the run's first and after its last iteration: the run's commits."""
     last = history[-1].git_after.head if history else None
-    return first, last
+    return first_head, last
 
 
 def notification_summary(
     project: Path,
     state: RunState,
-    history: list[IterationRecord],
+    history: Sequence[IterationRecord],
     now: float,
     commits: list[tuple[str, str]],
     max_lines: int = 8,
 ) -> str:
     """Headline, why, the last commits (``commits``: (sha, subject) oldest first), and what the
-    worker raised for a human."""
+    worker raised for a human (in the iterations still held: ``history`` is a window)."""
     elapsed = fmt_duration(max(0.0, now - state.started_at.timestamp()))
     lines = [
         f"{project.name}: {state.status.value} after {state.iteration} iteration(s) in "

@@ -35,6 +35,11 @@ from unattended.supervisor.worker.stream import StreamReader
 T0 = 1_900_000_000.0  # 2030-03-17T17:46:40Z
 
 
+class DaemonKilled(BaseException):
+    """Raised from a hook to stand for ``kill -9`` of the daemon: nothing in the loop catches
+    it, so the files on disk are what a killed daemon leaves."""
+
+
 class FakeClock:
     """Wall and monotonic time that move only when told (or when the loop sleeps)."""
 
@@ -42,6 +47,7 @@ class FakeClock:
         self.now = start
         self.mono = 10_000.0
         self.slept = 0.0
+        self.on_sleep: Callable[[float], None] | None = None  # (seconds slept in all)
 
     def time(self) -> float:
         return self.now
@@ -52,6 +58,8 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.slept += max(0.0, seconds)
         self.advance(seconds)
+        if self.on_sleep is not None:
+            self.on_sleep(self.slept)
 
     def advance(self, seconds: float) -> None:
         self.now += max(0.0, seconds)
@@ -281,6 +289,7 @@ class LoopDriver:
         self.git = ScriptedGit()
         self.slots = FakeSlots(self.busy_slots)
         self.specs: list[WorkerSpec] = []
+        self.spawn_times: list[float] = []
         self.workers: list[FakeWorker] = []
         self.notifications: list[tuple[str, str]] = []
         self.loop = self._build()
@@ -302,6 +311,7 @@ class LoopDriver:
             prompt_source=PromptSource(text=None, file=self.project / "PROMPT.md"),
             environ={"HOME": str(self.tmp_path / "home"), "PATH": "/nonexistent"},
             resumed=self.start.resumed,
+            crashed=self.start.crashed,
         )
         self.flags = SignalFlags()
         self.flags.child_exited = False  # no children to reap in-process
@@ -318,6 +328,7 @@ class LoopDriver:
     def _spawn(self, spec: WorkerSpec, should_escalate: Callable[[], bool]) -> FakeWorker:
         del should_escalate
         self.specs.append(spec)
+        self.spawn_times.append(self.clock.now)
         if len(self.specs) > len(self.turns):
             raise AssertionError(f"worker {len(self.specs)} was launched but not scripted")
         turn = self.turns[len(self.specs) - 1]
