@@ -71,7 +71,8 @@ def install(
         ),
     ] = False,
 ) -> None:
-    """Write the service unit for a project and start it once (`start --foreground --resume`)."""
+    """Write the service unit for a project and start it once
+    (`start --foreground --resume-or-start`)."""
     _run(
         "install",
         project=project,
