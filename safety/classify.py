@@ -9,7 +9,8 @@ Order of the rules in :func:`classify` (the first that applies wins):
 3. a marker in a *clean* result (result event seen, ``is_error`` false, subtype success, exit 0
    or ended by the supervisor after the result) → blocked / done. A DONE marker in an error
    result is not done;
-4. ended by the supervisor: timeout → timeout, stall → stalled, stop → progress/no-progress;
+4. ended by the supervisor: timeout → timeout, stall → stalled, stop or the ``--hours``
+   deadline → progress/no-progress;
 5. API trouble (:mod:`safety.api_errors`) → api-error;
 6. no result event → failed (exit code and last stderr line in the reason);
 7. an error result (``error_max_turns`` …) or a non-zero exit → failed;
@@ -155,10 +156,11 @@ def classify(record: IterationRecord, done_when_passed: bool | None = None) -> t
         return Outcome.TIMEOUT, f"worker timed out after {record.duration_s:.0f}s"
     if record.ended_by == "stall":
         return Outcome.STALLED, f"worker stalled (no output, no CPU) after {record.duration_s:.0f}s"
-    if record.ended_by == "stop":
+    if record.ended_by in ("stop", "deadline"):
+        why = "ended on a stop request" if record.ended_by == "stop" else "ended at the deadline"
         if record.made_progress:
-            return Outcome.PROGRESS, f"ended on a stop request; {_progress_reason(record)}"
-        return Outcome.NO_PROGRESS, "ended on a stop request; no change"
+            return Outcome.PROGRESS, f"{why}; {_progress_reason(record)}"
+        return Outcome.NO_PROGRESS, f"{why}; no change"
     trouble = classify_api_trouble(record)
     if trouble is not None:
         return Outcome.API_ERROR, f"API {trouble.kind.replace('_', ' ')}: {short(trouble.detail)}"

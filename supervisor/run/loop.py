@@ -301,7 +301,7 @@ class RelayLoop:
             ctx.project,
             st.run_id,
             number,
-            hook_env(s, self._context_window(), ctx.paths),
+            {**hook_env(s, self._context_window(), ctx.paths), **self._deadline_env()},
         )
         ensure_private_dir(ctx.paths.iterations)
         spec = WorkerSpec(
@@ -362,6 +362,16 @@ class RelayLoop:
         if s.done_when and record.saw_result:
             record.done_when_passed = self.git.done_when(s.done_when, env)
         return record
+
+    def _deadline_env(self) -> dict[str, str]:
+        """For the hook's one-time "commit and finish" near the deadline (at spawn time: an
+        `extend` during the worker moves the real deadline, not this hint)."""
+        from unattended.contracts.hook import ENV_DEADLINE, ENV_DEADLINE_WARN_S
+
+        return {
+            ENV_DEADLINE: f"{self.ctx.state.deadline.timestamp():.0f}",
+            ENV_DEADLINE_WARN_S: f"{self.ctx.settings.deadline_warn_s:g}",
+        }
 
     def _usage_without_result(self, record: IterationRecord) -> None:
         """A worker killed before its result event still cost money: price its transcript."""

@@ -1,7 +1,8 @@
-"""The loop's heartbeat while it waits or a worker runs: about once a second, signal flags, the
-stop sentinel, control requests from ``unattended extend``, a ``.unattended/`` a worker may have
-deleted, the state heartbeat, the systemd watchdog, and orphans to reap. The waits (backoff,
-usage limit, a worker slot) are made of these ticks, so a wait never makes the daemon deaf.
+"""The loop's heartbeat while it waits or a worker runs: about once a second, signal flags,
+the deadline (a worker still running then is ended), the stop sentinel, control requests from
+``unattended extend``, a ``.unattended/`` a worker may have deleted, the state heartbeat, the
+systemd watchdog, and orphans to reap. The waits (backoff, usage limit, a worker slot) are made
+of these ticks, so a wait never makes the daemon deaf.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class Ticker:
             elif self.flags.stop_now and not worker.stopping:
                 log(f"received {self.flags.first_signal}: ending the worker now", kind="signal")
                 worker.stop("stop")
+            elif now >= self.ctx.state.deadline.timestamp() and not worker.stopping:
+                # --hours holds during a worker too: as `stop --now`, then the run is capped.
+                log("deadline reached: ending the worker now", kind="deadline")
+                worker.stop("deadline")
         if not self.stop_requested and self.ctx.paths.stop.exists():
             self.stop_requested = True
             log(

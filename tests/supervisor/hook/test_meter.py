@@ -287,7 +287,7 @@ def test_env_names_match_the_contract() -> None:
     import unattended.supervisor.hook.meter as fast
 
     names = ("ENV_CONTEXT_WINDOW", "ENV_WARN_PCT", "ENV_STOP_PCT", "ENV_STATE_DIR")
-    names += ("ENV_CONTEXT_SOURCE",)
+    names += ("ENV_CONTEXT_SOURCE", "ENV_DEADLINE", "ENV_DEADLINE_WARN_S")
     for name in names:
         assert getattr(fast, name) == getattr(contract, name)
 
@@ -309,3 +309,43 @@ def test_script_form_imports_neither_json_nor_re(tmp_path: Path, env: dict) -> N
     modules = {line.split("|")[-1].strip() for line in proc.stderr.decode().splitlines()}
     assert "_json" in modules or "json" not in modules
     assert not modules & {"json", "re", "pydantic", "typer", "anthropic", "typing"}
+
+
+def deadline_text(minutes: int, deadline: float) -> str:
+    import time
+
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(deadline))
+    return (
+        f"unattended: the run's deadline is {at}, in about {minutes} minutes, and this worker "
+        "is ended then. Commit what you have now, leave the work tree clean, and finish "
+        "without starting anything new."
+    )
+
+
+def test_near_the_deadline_the_worker_is_told_once_to_commit_and_finish(
+    tmp_path: Path, env: dict, state_dir: Path
+) -> None:
+    import time
+
+    t = Transcript(tmp_path / "t.jsonl").user().assistant("m1", input_tokens=1_000)
+    deadline = round(time.time()) + 300  # 5 minutes left, inside the default 600 s
+    env = {**env, "UNATTENDED_DEADLINE": str(deadline), "UNATTENDED_DEADLINE_WARN_S": "600"}
+    first = run(hook_input(t.write()), env)
+    assert first.returncode == 0
+    said = json.loads(first.stdout)["hookSpecificOutput"]["additionalContext"]
+    assert said in (deadline_text(5, deadline), deadline_text(4, deadline))
+    assert meter(state_dir)["deadline_warned"] == "3"  # the iteration told
+    again = run(hook_input(t.write()), env)
+    assert again.returncode == 0 and again.stdout == b""  # once per worker
+
+
+def test_far_from_the_deadline_the_hook_says_nothing(
+    tmp_path: Path, env: dict, state_dir: Path
+) -> None:
+    import time
+
+    t = Transcript(tmp_path / "t.jsonl").user().assistant("m1", input_tokens=1_000)
+    env = {**env, "UNATTENDED_DEADLINE": str(time.time() + 3_600)}
+    proc = run(hook_input(t.write()), env)
+    assert proc.returncode == 0 and proc.stdout == b""
+    assert "deadline_warned" not in meter(state_dir)

@@ -33,6 +33,7 @@ from unattended.supervisor.worker.process import SpawnError, WorkerOutcome, Work
 from unattended.supervisor.worker.stream import StreamReader
 
 T0 = 1_900_000_000.0  # 2030-03-17T17:46:40Z
+MAX_RUN_S = 2 * 24 * 3600.0  # a scripted worker running longer was forgotten: fail, never hang
 
 
 class DaemonKilled(BaseException):
@@ -166,6 +167,8 @@ class FakeWorker:
         return self._stopping
 
     def pump(self, timeout: float) -> None:
+        if self.ran_s > MAX_RUN_S:
+            raise AssertionError(f"worker {self.pid} was never ended (ran {self.ran_s:.0f}s)")
         left = self.turn.duration_s - self.ran_s
         step = timeout if self.turn.until_stopped else max(0.0, min(timeout, left))
         self.driver.clock.advance(step)
