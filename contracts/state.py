@@ -96,6 +96,7 @@ class RunState(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
     settings_sources: dict[str, str] = Field(default_factory=dict)
     resumed_count: int = 0
+    applied_requests: list[str] = Field(default_factory=list)  # newest `extend` ids applied
 
     @property
     def total_tokens(self) -> int:

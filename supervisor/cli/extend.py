@@ -7,7 +7,8 @@ Every value is the run's new *total*, not an increment: ``--hours 30`` moves the
 ``--max-cost-usd 8`` lets it spend $8 in all. The request is written to
 ``.unattended/control.json``; the daemon applies it at its next tick (about a second), logs it
 in run.log and records it in state.json. Exit codes: 0 requested (applied or pending), 1 no
-active run in the project, 2 bad input or an unreadable state.json.
+active run in the project or the daemon did not apply this request (it says so), 2 bad input or
+an unreadable state.json.
 """
 
 from __future__ import annotations
@@ -70,7 +71,12 @@ def _run(project: Path, hours, max_iterations, max_cost, fail) -> int:  # noqa: 
     from unattended.contracts.state import StateFileError
     from unattended.supervisor.records.liveness import pid_is_alive
     from unattended.supervisor.records.state import read_state
-    from unattended.supervisor.run.control import new_deadline, wait_applied, write_request
+    from unattended.supervisor.run.control import (
+        new_deadline,
+        wait_applied,
+        was_applied,
+        write_request,
+    )
 
     paths = RunPaths(project)
     try:
@@ -101,6 +107,13 @@ def _run(project: Path, hours, max_iterations, max_cost, fail) -> int:  # noqa: 
             f"(not yet after {APPLY_WAIT_S:g}s); check with `unattended status`"
         )
         return 0
+    if not was_applied(paths, request.request_id):
+        typer.echo(
+            f"unattended: not applied: the daemon did not apply {asked} (see run.log, "
+            "`unattended logs`)",
+            err=True,
+        )
+        return 1
     try:
         after = read_state(paths)
     except StateFileError:
