@@ -109,7 +109,9 @@ class RelayLoop:
             ctx.settings.max_parallel_workers, registry.state_dir(ctx.environ)
         )
         self.alerts = BudgetAlerts()
-        self.launch_times: list[float] = []
+        # The storm breaker reads the newest launches only: keep a bounded window of them.
+        window = max(64, ctx.settings.max_launches_per_minute)
+        self.launch_times: deque[float] = deque(maxlen=window)
         self.model = ctx.state.model or ctx.settings.model
         self.escalated_at: int | None = None
         self.pending_handoff: str | None = None
