@@ -320,6 +320,7 @@ class RelayLoop:
         started = self.clock.time()
         self.launch_times.append(started)
         st.iteration = number
+        self.recorder.write()  # on disk before the spawn: a kill after it counts this worker
         try:
             worker = self.spawn(spec, lambda: self.flags.escalate)
         except SpawnError as exc:
@@ -433,6 +434,9 @@ class RelayLoop:
         limits = Limits.from_settings(ctx.settings, st.deadline.timestamp())
         st.gutter = to_state(self.streaks, limits)
         self._record_quota(record)
+        # state.json first: a kill before the telemetry line costs a line, never the totals
+        status = RunStatus.WAITING if not verdict.terminal else st.status
+        self.recorder.set(status)
         self._write_telemetry(record, outcome, verdict.reason)
         denied = ""
         if record.permission_denials:
@@ -446,8 +450,6 @@ class RelayLoop:
             verdict=verdict.kind.value,
         )
         self._log(f"Cycle {record.number} closed: {verdict.reason}", kind="cycle")
-        status = RunStatus.WAITING if not verdict.terminal else st.status
-        self.recorder.set(status)
 
     def _record_quota(self, record: IterationRecord) -> None:
         window = records.quota_window(record, self.clock.time())

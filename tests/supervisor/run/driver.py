@@ -25,7 +25,7 @@ from unattended.contracts.paths import RunPaths
 from unattended.contracts.settings import Settings
 from unattended.contracts.state import RunState
 from unattended.supervisor.records.runlog import RunLog
-from unattended.supervisor.records.state import read_state
+from unattended.supervisor.records.state import read_state, write_state
 from unattended.supervisor.run.loop import RelayLoop, RunContext
 from unattended.supervisor.run.prompt import PromptSource
 from unattended.supervisor.run.signals import SignalFlags
@@ -304,6 +304,7 @@ class LoopDriver:
         settings = Settings(**values)
         self.start = begin_run(self.paths, settings, {}, resume=self.resume)
         self.state = self.start.state
+        write_state(self.paths, self.state)  # as the daemon does before its first tick
         ctx = RunContext(
             project=self.project,
             paths=self.paths,
