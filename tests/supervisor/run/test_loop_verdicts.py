@@ -152,3 +152,27 @@ def test_a_wait_past_the_deadline_caps_the_run(loop_driver) -> None:
     drv.turns[0].events = usage_limit_events(drv.clock.now + 3600.0)
     assert drv.run() == ExitCode.CAPPED
     assert "after the deadline" in drv.saved_state().stop_reason
+
+
+def test_the_same_failure_repeated_ends_the_run_stuck(loop_driver) -> None:
+    failing = Turn(events=[init_event()], exit_code=1, duration_s=60.0,
+                   stderr="ModuleNotFoundError: No module named 'app'")  # fmt: skip
+    drv = loop_driver([failing] * 3, gutter_iterations=3)
+    assert drv.run() == ExitCode.STUCK
+    assert "the same failure 3 times in a row" in drv.saved_state().stop_reason
+    assert "No module named 'app'" in drv.saved_state().stop_reason
+
+
+def test_quota_pacing_waits_for_the_window_reset(loop_driver) -> None:
+    reset = 1_900_000_000.0 + 1_800.0
+    busy = [init_event(), {"type": "rate_limit_event", "rate_limit_info": {
+        "status": "allowed_warning", "resetsAt": reset, "rateLimitType": "five_hour",
+        "utilization": 0.95}}, result_event()]  # fmt: skip
+    drv = loop_driver(
+        [Turn(events=busy, progress=True), Turn(result_text="UNATTENDED_DONE")],
+        max_quota_pct=90.0,
+    )
+    assert drv.run() == ExitCode.DONE
+    (wait,) = drv.messages("wait")
+    assert wait.startswith("waiting until") and "quota pacing: five_hour window at 95%" in wait
+    assert drv.spawn_times[1] >= reset
