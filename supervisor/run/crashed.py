@@ -11,7 +11,6 @@ from datetime import datetime
 from unattended.contracts.iteration import GitPoint, IterationRecord
 from unattended.contracts.paths import RunPaths
 from unattended.contracts.state import RunState
-from unattended.safety.classify import DAEMON_DIED
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,7 @@ def crashed_record(
     """The record of the iteration ``crashed``, from its raw log and stderr file. ``before`` and
     ``after`` are HEAD before it (the previous iteration's) and now: progress is what git shows.
     """
+    from unattended.safety.classify import DAEMON_DIED
     from unattended.supervisor.run.iteration import record_from_worker
     from unattended.supervisor.worker.process import WorkerOutcome, last_line
     from unattended.supervisor.worker.stream import StreamReader
