@@ -1,7 +1,8 @@
 """``.unattended/control.json``: a request to change the caps of the live run.
 
 Written atomically by ``unattended extend``; the daemon claims it at its next tick, applies it,
-records the new caps in state.json and deletes it. Values are absolute, never increments, so a
+records the new caps and the ids of the requests it applied in state.json and deletes it. Calls
+that overlap are merged under ``control.lock``. Values are absolute, never increments, so a
 request applied twice (a crash mid-apply, or two ``extend`` calls merged) gives the same caps:
 
 - ``hours``: the run's total hours; the deadline becomes ``started_at + hours``.
@@ -40,6 +41,9 @@ class ControlRequest(BaseModel):
     hours: float | None = Field(None, gt=0, le=MAX_HOURS)
     max_iterations: int | None = Field(None, ge=1, le=MAX_ITERATIONS)
     max_cost_usd: float | None = Field(None, gt=0, le=MAX_COST_USD)
+    # Every `extend` call merged into this request (its own id included): each CLI checks that
+    # the daemon applied its own, in state.json's ``applied_requests``.
+    request_ids: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check(self) -> ControlRequest:

@@ -45,6 +45,9 @@ class Settings(BaseModel):
     allowed_tools: str | None = None
     done_when: str | None = None
     grace_seconds: float = Field(10.0, ge=0, le=3600)
+    # Within this many seconds of the deadline the context-meter hook tells the worker, once, to
+    # commit and finish; at the deadline the daemon ends it (0: no warning).
+    deadline_warn_s: float = Field(600.0, ge=0, le=DAY_S)
 
     # safety rails (issue 4)
     branch: str | None = None

@@ -31,12 +31,29 @@ class LastIteration(BaseModel):
     ended_at: UtcDatetime | None = None  # for unattended_last_iteration_timestamp_seconds
 
 
+class GutterSeen(BaseModel):
+    """One recent iteration of the no-progress streak, as the gutter's wording needs it."""
+
+    number: int
+    reason: str
+    head: str | None = None
+    error: str | None = None
+
+
 class GutterState(BaseModel):
+    """The gutter's running streaks (``safety.gutter.Streaks``): the counters people read, and
+    what a resumed run needs to go on counting without re-reading the whole history."""
+
     no_progress: int = 0
     same_failure: int = 0
     crashes: int = 0
     denials: int = 0
     reason: str | None = None
+    waits: int = 0  # trailing iterations that ended on service trouble
+    fingerprint: str | None = None
+    denied: list[str] = Field(default_factory=list)
+    denial_sets: list[list[str]] = Field(default_factory=list)
+    recent: list[GutterSeen] = Field(default_factory=list)  # newest first, at most 3
 
 
 class QuotaWindow(BaseModel):
@@ -99,6 +116,7 @@ class RunState(BaseModel):
     pr_url: str | None = None
     on_done_error: str | None = None
     unattended_version: str | None = None  # the daemon's; None in states written before 0.1.0
+    applied_requests: list[str] = Field(default_factory=list)  # newest `extend` ids applied
 
     @property
     def total_tokens(self) -> int:

@@ -53,3 +53,4 @@ class Outcome(StrEnum):
     TIMEOUT = "timeout"
     STALLED = "stalled"
     API_ERROR = "api-error"
+    CRASHED = "crashed"  # the daemon died while this worker ran: priced and counted on resume

@@ -2,8 +2,9 @@
 
 launchd can only restart a job on any non-zero exit (`KeepAlive = {SuccessfulExit = false}`);
 it has nothing like systemd's `RestartPreventExitStatus=`. Our deliberate ends exit 2-7
-(preflight, capped, blocked, stuck, stopped, failed), and a restart with `--resume` after such
-an end begins a new run: a capped run would start over every day, a blocked one every minute.
+(preflight, capped, blocked, stuck, stopped, failed), and a restart with `--resume-or-start`
+after such an end begins a new run: a capped run would start over every day, a blocked one
+every minute.
 This shim runs the daemon as its child, passes on the signals launchd sends, and exits 0 for
 the deliberate codes, so launchd restarts the job only after exit 1 (a bug) or a death by signal.
 Stdlib only, imported by nothing else.

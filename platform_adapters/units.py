@@ -250,7 +250,7 @@ def launchd_plist(
     label = launchd_label(project)
     interpreter = os.path.abspath(python or sys.executable)
     shim = [interpreter, "-P", "-m", "unattended.platform_adapters.launchd_shim"]
-    daemon = [*(command or daemon_argv(python)), "start", "--foreground", "--resume"]
+    daemon = [*(command or daemon_argv(python)), "start", "--foreground", "--resume-or-start"]
     return {
         "Label": label,
         "ProgramArguments": [*shim, "--", *daemon, "--project", project],

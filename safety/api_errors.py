@@ -90,8 +90,9 @@ _CONTEXT = re.compile(
     re.I,
 )
 _NETWORK = re.compile(
-    r"Unable to connect to API|Connection ?Refused|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND"
-    r"|EAI_AGAIN|socket hang up|network error|fetch failed|Request timed out"
+    # Error codes as words: "ModuleNotFoundError" must not read as ENOTFOUND.
+    r"Unable to connect to API|Connection ?Refused|\b(?:ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND"
+    r"|EAI_AGAIN)\b|socket hang up|network error|fetch failed|Request timed out"
     r"|Connection (?:closed|reset|lost|error)",
     re.I,
 )

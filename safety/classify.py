@@ -4,11 +4,14 @@ Order of the rules in :func:`classify` (the first that applies wins):
 
 1. spawn error → failed (the worker never ran);
 2. ``--done-when`` passed → done (the user's own check outranks the worker);
+   the daemon died while the worker ran (``ended_by`` "daemon_died", recorded on resume) →
+   crashed, whatever its stream said (nobody checked git or ``--done-when`` after it);
 3. a marker in a *clean* result (result event seen, ``is_error`` false, subtype success, exit 0
    or ended by the supervisor after the result) → blocked / done. A DONE marker in an error
    result is not done; when the worker printed several results, a marker in any clean one
    counts;
-4. ended by the supervisor: timeout → timeout, stall → stalled, stop → progress/no-progress;
+4. ended by the supervisor: timeout → timeout, stall → stalled, stop or the ``--hours``
+   deadline → progress/no-progress;
 5. API trouble (:mod:`safety.api_errors`) → api-error;
 6. no result event → failed (exit code and last stderr line in the reason);
 7. an error result (``error_max_turns`` …) or a non-zero exit → failed;
@@ -29,6 +32,7 @@ from unattended.safety.wording import short
 
 # A worker that dies this soon after spawn, by itself, is a crash (gutter rule c).
 CRASH_WINDOW_S = 10.0
+DAEMON_DIED = "daemon_died"  # IterationRecord.ended_by of the iteration a daemon died in
 
 _MISSING_BINARY = re.compile(
     r"No such file|not found|ENOENT|Errno 2\b|Permission denied|EACCES|Errno 13\b"
@@ -87,7 +91,10 @@ def fatal_reason(record: IterationRecord) -> str | None:
 
 
 def is_crash(record: IterationRecord, outcome: Outcome) -> bool:
-    """Died by itself within CRASH_WINDOW_S of spawn (a timeout or stall is not a crash)."""
+    """Died by itself within CRASH_WINDOW_S of spawn (a timeout or stall is not a crash), or
+    the daemon died while it ran: a daemon that keeps dying is a crash loop too."""
+    if outcome is Outcome.CRASHED:
+        return True
     return (
         outcome is Outcome.FAILED and record.ended_by is None and record.duration_s < CRASH_WINDOW_S
     )
@@ -133,6 +140,13 @@ def classify(record: IterationRecord, done_when_passed: bool | None = None) -> t
         return Outcome.FAILED, f"could not start the worker: {short(record.spawn_error)}"
     if done_when_passed:
         return Outcome.DONE, "the --done-when command passed"
+    if record.ended_by == DAEMON_DIED:
+        priced = (
+            "priced from its transcript"
+            if record.usage_source == "transcript"
+            else ("priced from its result event" if record.saw_result else "no usage found")
+        )
+        return Outcome.CRASHED, f"the daemon died while this worker ran ({priced})"
     if _clean_result(record):
         marker = find_marker_in(record.marker_texts, record.result_text)
         if marker is not None and marker.kind == "blocked":
@@ -143,10 +157,11 @@ def classify(record: IterationRecord, done_when_passed: bool | None = None) -> t
         return Outcome.TIMEOUT, f"worker timed out after {record.duration_s:.0f}s"
     if record.ended_by == "stall":
         return Outcome.STALLED, f"worker stalled (no output, no CPU) after {record.duration_s:.0f}s"
-    if record.ended_by == "stop":
+    if record.ended_by in ("stop", "deadline"):
+        why = "ended on a stop request" if record.ended_by == "stop" else "ended at the deadline"
         if record.made_progress:
-            return Outcome.PROGRESS, f"ended on a stop request; {_progress_reason(record)}"
-        return Outcome.NO_PROGRESS, "ended on a stop request; no change"
+            return Outcome.PROGRESS, f"{why}; {_progress_reason(record)}"
+        return Outcome.NO_PROGRESS, f"{why}; no change"
     trouble = classify_api_trouble(record)
     if trouble is not None:
         return Outcome.API_ERROR, f"API {trouble.kind.replace('_', ' ')}: {short(trouble.detail)}"

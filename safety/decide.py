@@ -28,6 +28,7 @@ verdicts carry the graded-gutter ``prompt_note`` and, once, ``escalate``.
 
 from __future__ import annotations
 
+from unattended.contracts.status import Outcome
 from unattended.safety.api_errors import WAITING_KINDS
 from unattended.safety.backoff import (
     MAX_API_BACKOFF_S,
@@ -43,11 +44,11 @@ from unattended.safety.gate import gate
 from unattended.safety.gutter import (
     Judged,
     Streaks,
+    current_streaks,
     gutter_state,
     gutter_verdict,
-    judged_history,
+    judge,
     prompt_note,
-    streaks,
 )
 from unattended.safety.limits import Limits, RunFacts, caps, iterations_used
 from unattended.safety.verdict import Verdict, VerdictKind
@@ -143,13 +144,13 @@ def _api_wait(
 
 def decide(facts: RunFacts, limits: Limits) -> Verdict:
     """The verdict after an iteration (rule order in the module doc). ``facts.history`` must
-    include the iteration just finished, and the totals its usage."""
-    judged = judged_history(facts)
-    if not judged:
+    include the iteration just finished, and the totals its usage (``facts.streaks``, when
+    given, the gutter streaks including it)."""
+    if not facts.history:
         if facts.stop_requested:
             return Verdict(VerdictKind.STOPPED, "stop requested")
         return caps(facts, limits, None) or Verdict(VerdictKind.CONTINUE, "no iteration yet")
-    last = judged[0]
+    last = judge(facts.history[-1], facts.done_when_passed)
     outcome = last.outcome
     fatal = fatal_reason(last.record)
     if fatal is not None:
@@ -162,12 +163,12 @@ def decide(facts: RunFacts, limits: Limits) -> Verdict:
     if capped is not None:
         return capped
 
-    found = streaks(judged, facts.escalated_at)
+    found = current_streaks(facts)
     note = prompt_note(found, limits, last)
     escalate = (
         limits.escalate_after is not None
         and facts.escalated_at is None
-        and len(found.no_progress) >= limits.escalate_after
+        and found.no_progress >= limits.escalate_after
     )
     waited = _api_wait(facts, limits, last, found, note, escalate)
     if waited is not None:
@@ -176,12 +177,16 @@ def decide(facts: RunFacts, limits: Limits) -> Verdict:
     if stuck is not None:
         return stuck
     if found.crashes:
-        attempt = len(found.crashes)
+        attempt = found.crashes
         delay = crash_backoff(attempt, limits.crash_backoff_s)
+        died = (
+            "" if outcome is Outcome.CRASHED
+            else f"; worker died within {CRASH_WINDOW_S:.0f} s of spawn"
+        )  # fmt: skip
         return wait_or_cap(
             facts.now + delay,
-            f"{last.reason}; worker died within {CRASH_WINDOW_S:.0f} s of spawn "
-            f"({attempt} of {limits.gutter_iterations}): relaunching in {span(delay)}",
+            f"{last.reason}{died} ({attempt} of {limits.gutter_iterations}): "
+            f"relaunching in {span(delay)}",
             limits,
             outcome,
             note,
@@ -192,7 +197,6 @@ def decide(facts: RunFacts, limits: Limits) -> Verdict:
         reason = f"{reason}: the next worker starts a fresh session"
     if escalate:
         reason = (
-            f"{reason}; escalating the model after {len(found.no_progress)} iterations "
-            f"without progress"
+            f"{reason}; escalating the model after {found.no_progress} iterations without progress"
         )
     return Verdict(VerdictKind.CONTINUE, reason, outcome, None, note, escalate)

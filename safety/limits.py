@@ -19,6 +19,7 @@ from unattended.safety.wording import when
 
 if TYPE_CHECKING:
     from unattended.contracts.settings import Settings
+    from unattended.safety.gutter import Streaks
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class RunFacts:
-    history: tuple[IterationRecord, ...]  # this run's iterations, oldest first
+    # This run's iterations, oldest first: the loop passes a bounded window of the newest.
+    history: tuple[IterationRecord, ...]
     now: float  # wall clock epoch, read once by the loop
     cost_usd: float  # run totals (including the last iteration)
     tokens: int
@@ -73,13 +75,16 @@ class RunFacts:
     # window -> (utilization, resets_at epoch). Utilization is a fraction (1.0 = the whole
     # window, as the Agent SDK documents it); see ``safety.backoff.utilization_pct``.
     quota: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    # The gutter's running streaks including the last iteration (None: read from ``history``).
+    streaks: Streaks | None = None
+    launched: int = 0  # workers launched in this run, crashed daemons' included
 
 
 def iterations_used(facts: RunFacts) -> int:
     """Workers launched so far in this run (a resumed run's numbering counts too)."""
     if not facts.history:
-        return 0
-    return max(facts.history[-1].number, len(facts.history))
+        return facts.launched
+    return max(facts.launched, facts.history[-1].number, len(facts.history))
 
 
 def caps(facts: RunFacts, limits: Limits, outcome: Outcome | None) -> Verdict | None:

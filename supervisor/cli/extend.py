@@ -6,9 +6,10 @@ Every value is the run's new *total*, not an increment: ``--hours 30`` moves the
 ``started_at + 30 h``; ``--max-iterations 300`` lets the run start 300 workers in all;
 ``--max-cost-usd 8`` lets it spend $8 in all. The request is written to
 ``.unattended/control.json``; the daemon applies it at its next tick (about a second), logs it
-in run.log and records it in state.json. Exit codes: 0 requested (applied or pending), 2 no
-active run in the project, bad input or an unreadable state.json (1 stays the internal-error
-code). ``--json`` prints one document: what was asked, whether it was applied, the caps.
+in run.log and records it in state.json. Exit codes: 0 requested (applied or pending), 1 the
+daemon did not apply this request (it says so), 2 no active run in the project, bad input
+or an unreadable state.json. ``--json`` prints one document: what was asked, whether it was
+applied, the caps.
 """
 
 from __future__ import annotations
@@ -82,7 +83,12 @@ def _run(project: Path, hours, max_iterations, max_cost, fail, json_out=False) -
     from unattended.contracts.state import StateFileError
     from unattended.supervisor.records.liveness import pid_is_alive
     from unattended.supervisor.records.state import read_state
-    from unattended.supervisor.run.control import new_deadline, wait_applied, write_request
+    from unattended.supervisor.run.control import (
+        new_deadline,
+        wait_applied,
+        was_applied,
+        write_request,
+    )
 
     paths = RunPaths(project)
     try:
@@ -125,6 +131,15 @@ def _run(project: Path, hours, max_iterations, max_cost, fail, json_out=False) -
             f"(not yet after {APPLY_WAIT_S:g}s); check with `unattended status`"
         )
         return _done(doc, json_out)
+    if not was_applied(paths, request.request_id):
+        doc["applied"] = False
+        typer.echo(
+            f"unattended: not applied: the daemon did not apply {asked} (see run.log, "
+            "`unattended logs`)",
+            err=True,
+        )
+        _done(doc, json_out)
+        return 1
     try:
         after = read_state(paths)
     except StateFileError:

@@ -89,7 +89,8 @@ def install(
         bool, typer.Option("--json", help="One JSON document (with --print: the unit in it).")
     ] = False,
 ) -> None:
-    """Write the service unit for a project and start it once (`start --foreground --resume`)."""
+    """Write the service unit for a project and start it once
+    (`start --foreground --resume-or-start`)."""
     _run(
         "install",
         json_out=json_out,

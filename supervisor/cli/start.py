@@ -21,6 +21,7 @@ class StartOptions:
         "foreground",
         "dry_run",
         "resume",
+        "resume_or_start",
         "json_out",
     )
 
@@ -29,6 +30,7 @@ class StartOptions:
     dry_run: bool
     resume: bool
     json_out: bool
+    resume_or_start: bool = False  # --resume, or a new run when there is nothing to resume
 
 
 def _print_checks(checks: list[Any]) -> None:
@@ -63,10 +65,13 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
         settings, sources = resolve_settings(top, values, environ)
     except ConfigError as exc:
         fail(str(exc))
-    if opts.resume:
+    if opts.resume or opts.resume_or_start:
         saved = _resume_settings(top, values)
         if saved is not None:
             settings, sources = saved
+        elif not opts.resume_or_start:
+            fail(f"no crashed run to resume in {top}: {_last_run_words(top)} "
+                 "(start without --resume, or with --resume-or-start)")  # fmt: skip
 
     gathered = gather_mod.gather(top, settings, environ)
     checks = preflight(gathered.facts, settings, settings.branch)
@@ -128,7 +133,7 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
         settings=settings,
         sources=sources,
         prompt_source=gathered.prompt,
-        resume=opts.resume,
+        resume=opts.resume or opts.resume_or_start,
         environ=environ,
         echo=opts.foreground and not opts.json_out,
     )
@@ -192,6 +197,24 @@ def _resume_settings(top: Path, values: dict[str, Any]) -> tuple[Any, dict[str, 
 
         fail(f"cannot resume run {old.run_id}: {_validation_message(exc, sources)}")
     return settings, sources
+
+
+def _last_run_words(top: Path) -> str:
+    """How the last run ended, for the refusal of a --resume with nothing to resume."""
+    from unattended.contracts.paths import RunPaths
+    from unattended.supervisor.records.state import read_state
+
+    old = read_state(RunPaths(top))  # readable: _resume_settings refused it otherwise
+    if old is None:
+        return "no run has started here yet"
+    if not old.status.terminal:
+        return f"the last run, {old.run_id}, has no saved settings to resume with"
+    ended = f"{old.updated_at:%Y-%m-%dT%H:%M:%SZ}"
+    why = f": {old.stop_reason}" if old.stop_reason else ""
+    return (
+        f"the last run, {old.run_id}, ended {old.status.value} (exit {old.exit_code}) "
+        f"at {ended}{why}"
+    )
 
 
 def _switch_branch(top: Path, branch: str) -> None:
@@ -305,7 +328,14 @@ def start(
         bool, typer.Option("--dry-run", help="Run the checks, print the worker command.")
     ] = False,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue a crashed run (else start a new one).")
+        bool, typer.Option("--resume", help="Continue a crashed run (refused when none).")
+    ] = False,
+    resume_or_start: Annotated[
+        bool,
+        typer.Option(
+            "--resume-or-start",
+            help="Continue a crashed run, else start a new one with the caps given here.",
+        ),
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -313,7 +343,12 @@ def start(
     values = dict(locals())  # first: only the options are in scope here
     values = {k: v for k, v in values.items() if k not in StartOptions.INVOCATION}
     opts = StartOptions(
-        project=project, foreground=foreground, dry_run=dry_run, resume=resume, json_out=json_out
+        project=project,
+        foreground=foreground,
+        dry_run=dry_run,
+        resume=resume,
+        json_out=json_out,
+        resume_or_start=resume_or_start,
     )
     code = run_start(opts, values)
     raise typer.Exit(code)

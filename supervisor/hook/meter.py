@@ -29,6 +29,8 @@ import time
 from unattended.contracts.names import (
     ENV_CONTEXT_SOURCE,
     ENV_CONTEXT_WINDOW,
+    ENV_DEADLINE,
+    ENV_DEADLINE_WARN_S,
     ENV_ITERATION,
     ENV_PROJECT,
     ENV_STATE_DIR,
@@ -58,6 +60,7 @@ INIT_HEAD_BYTES = 256 * 1024  # the init event is among the first lines of the w
 SCHEMA_VERSION = 1
 DEFAULT_WARN_PCT = 70.0
 DEFAULT_STOP_PCT = 85.0
+DEFAULT_DEADLINE_WARN_S = 600.0
 
 WARN_TEXT = (
     "unattended context meter: your context window is {pct:.1f}% full ({tokens:,} of {window:,} "
@@ -69,6 +72,12 @@ STOP_TEXT = (
     "tokens). Stop now: write handoff notes for the next worker to {handoff} (what is done, "
     "what is left, what you were in the middle of, how to check it), commit your work with git, "
     "and end the session without starting anything new."
+)
+
+DEADLINE_TEXT = (
+    "unattended: the run's deadline is {at}, in about {minutes} minutes, and this worker is "
+    "ended then. Commit what you have now, leave the work tree clean, and finish without "
+    "starting anything new."
 )
 
 
@@ -143,10 +152,29 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def record(state_dir: str | None, reading: dict[str, Any] | None, error: str | None) -> None:
-    """Add one reading or one failure to context-meter.json (locked read-modify-write, atomic)."""
+def deadline_text(environ: dict[str, str]) -> str | None:
+    """The "commit and finish" message when the run's deadline is within the warning time."""
+    deadline = _float_env(environ, ENV_DEADLINE, 0.0)
+    warn_s = _float_env(environ, ENV_DEADLINE_WARN_S, DEFAULT_DEADLINE_WARN_S)
+    left = deadline - time.time()
+    if deadline <= 0 or warn_s <= 0 or left > warn_s:
+        return None
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(deadline))
+    return DEADLINE_TEXT.format(at=at, minutes=max(0, int(left // 60)))
+
+
+def record(
+    state_dir: str | None,
+    reading: dict[str, Any] | None,
+    error: str | None,
+    claim_deadline: str | None = None,
+) -> bool:
+    """Add one reading or one failure to context-meter.json (locked read-modify-write, atomic).
+
+    With ``claim_deadline`` (an iteration number), also claim the one-time deadline warning for
+    that iteration: True when this call claimed it (no other hook call of it did before)."""
     if not state_dir:
-        return
+        return False
     import fcntl
 
     # The standard-library half of records.fsio: the state dir is walked without following a
@@ -181,10 +209,14 @@ def record(state_dir: str | None, reading: dict[str, Any] | None, error: str | N
         if error is not None:
             data["failures"] += 1
             data["last_error"], data["last_error_at"] = error[:500], _now()
+        claimed = claim_deadline is not None and data.get("deadline_warned") != claim_deadline
+        if claimed:
+            data["deadline_warned"] = claim_deadline
         data["updated_at"] = _now()
         atomic_write(target, dumps(data) + "\n")  # a full disk leaves no temp file behind
     finally:
         os.close(lock_fd)  # releases the lock
+    return claimed
 
 
 def _parse_args(argv: list[str], environ: dict[str, str]) -> str:
@@ -276,6 +308,8 @@ def run_hook(argv: list[str]) -> int:
     environ = dict(os.environ)
     hook_input: Any = None
     state_dir: str | None = None
+    near_deadline = deadline_text(environ)
+    claim = (environ.get(ENV_ITERATION) or "?") if near_deadline else None
     try:
         source = _parse_args(argv, environ)
         raw = sys.stdin.buffer.read() if sys.stdin is not None else b""
@@ -288,23 +322,36 @@ def run_hook(argv: list[str]) -> int:
             raise MeterError("hook stdin is empty or not JSON")
         reading, text, api_error = measure(hook_input, environ, source)
     except MeterError as exc:
-        _safe_record(state_dir, None, str(exc))
+        if _safe_record(state_dir, None, str(exc), claim):
+            _say(near_deadline)
         return 0
     except Exception as exc:  # a bug must not block the worker either; it is counted
-        _safe_record(state_dir, None, f"{type(exc).__name__}: {exc}")
+        if _safe_record(state_dir, None, f"{type(exc).__name__}: {exc}", claim):
+            _say(near_deadline)
         return 0
-    _safe_record(state_dir, reading, api_error)
-    if text is not None:
-        try:
-            sys.stdout.write(hook_output(text) + "\n")
-            sys.stdout.flush()
-        except OSError:
-            pass
+    if _safe_record(state_dir, reading, api_error, claim):
+        text = near_deadline if text is None else f"{near_deadline}\n\n{text}"
+    _say(text)
     return 0
 
 
-def _safe_record(state_dir: str | None, reading: dict[str, Any] | None, error: str | None) -> None:
-    try:  # noqa: SIM105 - contextlib costs an import on the hot path
-        record(state_dir, reading, error)
-    except Exception:  # recording is best effort; the worker comes first
+def _say(text: str | None) -> None:
+    if text is None:
+        return
+    try:
+        sys.stdout.write(hook_output(text) + "\n")
+        sys.stdout.flush()
+    except OSError:
         pass
+
+
+def _safe_record(
+    state_dir: str | None,
+    reading: dict[str, Any] | None,
+    error: str | None,
+    claim_deadline: str | None = None,
+) -> bool:
+    try:
+        return record(state_dir, reading, error, claim_deadline)
+    except Exception:  # recording is best effort; the worker comes first
+        return False

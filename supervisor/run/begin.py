@@ -16,6 +16,7 @@ from unattended.contracts.status import RunStatus
 from unattended.supervisor.records.fsio import ensure_private_dir, sys_calls
 from unattended.supervisor.records.liveness import pid_is_alive
 from unattended.supervisor.records.state import read_state
+from unattended.supervisor.run.crashed import CrashedWorker, crashed_worker
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class RunStart:
     state: RunState
     resumed: bool
     note: str  # one line for run.log: how this run began
+    crashed: CrashedWorker | None = None  # the iteration the resumed run's daemon died in
 
 
 def new_run_id(now: datetime, runs_dir: Path) -> str:
@@ -110,6 +112,38 @@ def prune_archived_runs(paths: RunPaths, keep: int) -> list[str]:
     return [p.name for p in doomed]
 
 
+def remove_leftover_temp_files(paths: RunPaths) -> list[str]:
+    """``.state.json.<pid>.tmp`` files a kill between write and rename left behind (their
+    writer is dead: never a live process's file being written). Returns the names removed."""
+    removed = []
+    candidates = []
+    for folder in dict.fromkeys((paths.state.parent, paths.root)):  # the records, the copy
+        try:
+            candidates += list(folder.glob(f".{paths.state.name}.*.tmp"))
+        except OSError:
+            continue
+    for tmp in candidates:
+        pid_text = tmp.name.removeprefix(f".{paths.state.name}.").removesuffix(".tmp")
+        if not pid_text.isdigit() or (int(pid_text) != os.getpid() and _alive(int(pid_text))):
+            continue
+        try:
+            tmp.unlink()  # a symlink is removed itself, never followed
+        except OSError:
+            continue
+        removed.append(tmp.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: not ours to judge
+    return True
+
+
 def end_leftovers(old: RunState, grace_s: float) -> list[int]:
     """End what a crashed daemon left behind (its worker, the worker's tool processes in
     sessions of their own, a helper), so nothing keeps editing the tree next to the new run's
@@ -152,6 +186,7 @@ def begin_run(
     ensure_private_dir(paths.root)
     adopted = adopt_old_layout(paths)
     ensure_private_dir(paths.records)
+    remove_leftover_temp_files(paths)
     try:
         old = read_state(paths)
     except StateFileError:
@@ -186,7 +221,7 @@ def begin_run(
             f"deadline {old.deadline:%Y-%m-%dT%H:%M:%SZ}, ${old.cost_usd:.2f} spent so far"
             f"{leftover}{_adopted_note(adopted, paths)}"
         )
-        return RunStart(state, True, note)
+        return RunStart(state, True, note, crashed_worker(old))
 
     archived = archive_previous(paths, old)
     if not resume:

@@ -14,6 +14,7 @@ import contextlib
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from typing import Any
 from unattended.contracts.paths import RunPaths
 
 CLAIMED_NAME = "control.json.applying"
+LOCK_NAME = "control.lock"
+APPLIED_KEPT = 20  # request ids state.json remembers as applied
 
 
 def claimed_path(paths: RunPaths) -> Path:
@@ -40,28 +43,59 @@ def write_request(
     now: float | None = None,
 ) -> Any:  # -> contracts.control.ControlRequest
     """Write (atomically) a request, merged over one still waiting: both users' caps count.
+    Concurrent calls are serialised by an exclusive lock on ``control.lock``, so none is lost.
 
     Raises ``ValueError`` (pydantic's ValidationError) when the values are not valid.
     """
     from unattended.contracts.control import ControlFileError, ControlRequest, parse_control
-    from unattended.supervisor.records.fsio import atomic_write
+    from unattended.supervisor.records import fsio
 
-    fields: dict[str, Any] = {}
-    try:
-        waiting = parse_control(paths.control.read_bytes(), paths.control)
-        fields.update(waiting.changes())
-    except (OSError, ControlFileError):
-        pass  # nothing waiting (or junk the daemon will discard): ours replaces it
-    new = {"hours": hours, "max_iterations": max_iterations, "max_cost_usd": max_cost_usd}
-    fields.update({k: v for k, v in new.items() if v is not None})
-    moment = time.time() if now is None else now
-    request = ControlRequest(
-        request_id=uuid.uuid4().hex[:12],
-        requested_at=datetime.fromtimestamp(moment, UTC),
-        **fields,
-    )
-    atomic_write(paths.control, request.to_json())
+    new_id = uuid.uuid4().hex[:12]
+    with _request_lock(paths):
+        fields: dict[str, Any] = {}
+        ids: list[str] = []
+        try:
+            waiting = parse_control(paths.control.read_bytes(), paths.control)
+            fields.update(waiting.changes())
+            ids = waiting.request_ids or [waiting.request_id]
+        except (OSError, ControlFileError):
+            pass  # nothing waiting (or junk the daemon will discard): ours replaces it
+        new = {"hours": hours, "max_iterations": max_iterations, "max_cost_usd": max_cost_usd}
+        fields.update({k: v for k, v in new.items() if v is not None})
+        moment = time.time() if now is None else now
+        request = ControlRequest(
+            request_id=new_id,
+            requested_at=datetime.fromtimestamp(moment, UTC),
+            request_ids=[*ids, new_id],
+            **fields,
+        )
+        fsio.atomic_write(paths.control, request.to_json())
     return request
+
+
+@contextlib.contextmanager
+def _request_lock(paths: RunPaths) -> Iterator[None]:
+    import fcntl
+
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(paths.root / LOCK_NAME, flags, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def was_applied(paths: RunPaths, request_id: str) -> bool:
+    """True once state.json says the daemon applied the request ``request_id``."""
+    from unattended.contracts.state import StateFileError
+    from unattended.supervisor.records.state import read_state
+
+    try:
+        state = read_state(paths)
+    except StateFileError:
+        return False
+    return state is not None and request_id in state.applied_requests
 
 
 def wait_applied(paths: RunPaths, timeout: float = 3.0, interval: float = 0.05) -> bool:
@@ -115,6 +149,8 @@ def apply_pending(paths: RunPaths, state: Any, settings: Any, now: float) -> lis
         _discard(claimed)
         return [f"warning: extend: ignored request {request.request_id}: {problem}"]
     lines = _apply(request, state, settings, now)
+    applied = [*state.applied_requests, *(request.request_ids or [request.request_id])]
+    state.applied_requests = applied[-APPLIED_KEPT:]
     state.updated_at = datetime.fromtimestamp(now, UTC)
     try:
         from unattended.supervisor.records.state import write_state

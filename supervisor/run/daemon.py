@@ -131,6 +131,7 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
         prompt_source=req.prompt_source,
         environ=req.environ,
         resumed=start.resumed,
+        crashed=start.crashed,
     )
     _log_settings(log, req, state)
     loop = None
@@ -149,7 +150,7 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
             inhibitor.release()
         return ExitCode.INTERNAL_ERROR
     finally:
-        _end_the_run_tree(getattr(loop, "worker", None), state, log)
+        _end_the_run_tree(loop.ticker.worker if loop is not None else None, state, log)
         on_refusal(None)
         lock.release()
         log.close()

@@ -30,6 +30,7 @@ OUTCOME_COLOURS = {
     "timeout": "#fb8c00",
     "stalled": "#6d4c41",
     "api-error": "#1e88e5",
+    "crashed": "#424242",
 }
 
 

@@ -84,7 +84,8 @@ def test_print_writes_only_the_unit(
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("# unattended: one systemd user unit template")
     assert done.stdout.rstrip("\n").endswith("WantedBy=default.target")
-    assert "ExecStart=" in done.stdout and "--foreground --resume --project %f" in done.stdout
+    assert "ExecStart=" in done.stdout
+    assert "--foreground --resume-or-start --project %f" in done.stdout
     assert all(line.startswith("#") for line in done.stderr.splitlines()), done.stderr
     unit = units.instance_unit_name(str(odd_project))
     assert f"systemctl --user start {shlex.quote(unit)}" in done.stderr

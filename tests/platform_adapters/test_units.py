@@ -143,7 +143,7 @@ def test_unit_directives() -> None:
     watchdog = int(get("Service", "WatchdogSec")[0])
     assert watchdog >= 60  # the loop ticks about once a second; generous for a busy machine
     (exec_start,) = get("Service", "ExecStart")
-    assert exec_start == "/opt/u/bin/unattended start --foreground --resume --project %f"
+    assert exec_start == "/opt/u/bin/unattended start --foreground --resume-or-start --project %f"
     assert get("Service", "WorkingDirectory") == ["%f"]
     code = "\n".join(f"{k}={v}" for _, k, v in parse_unit(text))
     assert "%I" not in code and "%i" not in code
@@ -278,7 +278,7 @@ def test_plist_round_trips_with_the_expected_keys(project: str, tmp_path: Path) 
     assert argv[argv.index("--") + 2 :] == [
         "start",
         "--foreground",
-        "--resume",
+        "--resume-or-start",
         "--project",
         project,
     ]

@@ -13,13 +13,14 @@ import pytest
 from tests.conftest import read_state, run_cli
 from tests.e2e.daemon.scenario import FAST, run_log
 from tests.real_corpus import STREAMS, stream_expected, stream_files
+from unattended.contracts.paths import RunPaths
 
 EXPECTED = stream_expected()
 REPLAYED = [path.name for path in stream_files()]  # every real capture of the corpus
 
 
 def telemetry(project: Path) -> list[dict[str, Any]]:
-    path = project / ".unattended" / "telemetry.jsonl"
+    path = RunPaths(project).telemetry
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -98,7 +99,7 @@ def test_three_resumed_iterations_cost_what_the_session_cost(
     printed = [
         json.loads(x)["total_cost_usd"]
         for n in (1, 2, 3)
-        for x in (project / ".unattended" / "iterations" / f"{n:04d}.jsonl")
+        for x in (RunPaths(project).iterations / f"{n:04d}.jsonl")
         .read_text()
         .splitlines()
         if '"result"' in x and json.loads(x).get("type") == "result"
@@ -161,7 +162,7 @@ def test_a_killed_worker_with_a_subagent_is_priced_like_ccusage_would(
 
 
 def first_session(project: Path) -> str:
-    log = (project / ".unattended" / "iterations" / "0001.jsonl").read_text().splitlines()
+    log = (RunPaths(project).iterations / "0001.jsonl").read_text().splitlines()
     return next(json.loads(x)["session_id"] for x in log if '"init"' in x)
 
 
@@ -174,7 +175,7 @@ def test_a_retry_of_a_bad_key_ends_the_worker_at_once(
     assert proc.returncode == 7, proc.stdout + proc.stderr  # failed: fatal
     (line,) = telemetry(project)
     assert line["outcome"] == "api-error" and "authentication failed" in line["reason"]
-    stream = (project / ".unattended" / "iterations" / "0001.jsonl").read_text()
+    stream = (RunPaths(project).iterations / "0001.jsonl").read_text()
     assert stream.count('"api_retry"') == 1  # not the other nine
     assert "authentication failed: API error 401 (authentication_failed)" in run_log(project)
 

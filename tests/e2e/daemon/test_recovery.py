@@ -175,19 +175,38 @@ def test_kill_9_then_resume_continues_counter_deadline_totals(
     assert f"ended its processes still running (pid {old['worker_pid']}" in log
 
 
-def test_resume_with_nothing_to_resume_starts_a_new_run(
+def test_resume_with_nothing_to_resume_is_refused(
     project: Path, hermetic_env: dict[str, str], fake_claude
 ) -> None:
     fake_claude.script([["commit", "done"]])
     proc = foreground(project, hermetic_env, "--resume")  # no previous run at all
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"unattended: no crashed run to resume in {project}: no run has started here yet "
+        "(start without --resume, or with --resume-or-start)"
+    ]
+    assert not (project / ".unattended" / "state.json").exists()
+
+    proc = foreground(project, hermetic_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     first = read_state(project)["run_id"]
     proc = foreground(project, hermetic_env, "--resume")  # the previous run ended
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"unattended: no crashed run to resume in {project}: the last run, ")
+    assert f"{first}, ended done (exit 0)" in line
+    assert read_state(project)["run_id"] == first  # nothing started, nothing archived
+
+
+def test_resume_or_start_begins_a_new_run_with_the_caps_given(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    fake_claude.script([["commit", "one"], ["commit", "two"], ["commit", "three"]])
+    proc = foreground(project, hermetic_env, "--resume-or-start", "--max-iterations", "2")
+    assert proc.returncode == 3, proc.stdout + proc.stderr  # capped by this line's cap
     state = read_state(project)
-    assert state["run_id"] != first and state["iteration"] == 1
+    assert state["iteration"] == 2 and state["max_iterations"] == 2
     assert "(--resume: nothing to resume)" in run_log(project)
-    assert (RunPaths(project).runs / first / "state.json").exists()
 
 
 @pytest.mark.parametrize(

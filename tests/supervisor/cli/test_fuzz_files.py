@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import fuzz_count as fc
+from unattended.contracts.paths import RunPaths
 
 FUZZ = settings(
     max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -53,7 +54,7 @@ def test_an_unreadable_state_is_one_line_naming_it_and_what_to_do(bad: str, tmp_
     from unattended.contracts.state import STATE_HINT
 
     project, home = fc.make_project(tmp_path)
-    state = project / ".unattended" / "state.json"
+    state = RunPaths(project).state
     for args in REFUSING:
         state.write_bytes(BAD_STATES[bad])
         result = fc.run_command([a.format(project=project) for a in args], fc.env_for(home))
@@ -81,7 +82,7 @@ def test_start_archives_an_unreadable_state_and_begins_anew(tmp_path: Path) -> N
         paths.state.write_bytes(bad)
         with mock.patch.dict(os.environ, fc.env_for(home)):
             started = begin_run(paths, Settings(), {}, resume=False)
-        assert not started.resumed and "previous run archived to .unattended/runs/" in started.note
+        assert not started.resumed and "previous run archived to " in started.note
         archived = [p / "state.json" for p in paths.runs.iterdir()]
         assert bad in [p.read_bytes() for p in archived if p.exists()]
         assert not paths.state.exists()  # the daemon writes the new run's state next

@@ -152,7 +152,7 @@ def test_the_daemon_textfile_matches_state_json(
         timeout=90,
     )
     assert proc.returncode == 0, proc.stderr
-    state = json.loads((project / ".unattended" / "state.json").read_text())
+    state = json.loads((RunPaths(project).state).read_text())
     parsed = samples(textfile.read_text())
     ids = {"project": state["project"], "run_id": state["run_id"]}
     assert value(parsed, "unattended_run_info", **ids, branch="work") == 1
@@ -176,7 +176,7 @@ def test_metrics_prometheus_lists_the_registry(project: Path, hermetic_env: dict
     dead.wait()
     st = _state(project=str(project), pid=dead.pid, status=RunStatus.RUNNING)
     RunPaths(project).root.mkdir()
-    (project / ".unattended" / "state.json").write_text(st.to_json())
+    (RunPaths(project).state).write_text(st.to_json())
     root = Path(hermetic_env["XDG_STATE_HOME"]) / "unattended"
     register(project, dead.pid, None, st.run_id, NOW.isoformat(), root=root)
     proc = run_cli(["metrics", "--prometheus"], hermetic_env, cwd=project)

@@ -79,3 +79,20 @@ def make_state(project: Path, pid: int, create_time: float | None, status: str =
     )
     fields.update(kw)
     return RunState(**fields)
+
+
+@pytest.fixture
+def loop_driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201 - a factory
+    """`loop_driver(turns, **settings)`: a LoopDriver whose fake clock is also behind
+    ``sys_calls`` (begin_run, run.log, control requests read the same time)."""
+    from tests.supervisor.run.driver import FakeClock, LoopDriver
+    from unattended.supervisor.records.fsio import sys_calls
+
+    clock = FakeClock()
+    monkeypatch.setattr(sys_calls, "time", clock.time)
+    monkeypatch.setattr(sys_calls, "monotonic", clock.monotonic)
+
+    def build(turns: list, busy_slots: int = 0, resume: bool = False, **settings) -> LoopDriver:
+        return LoopDriver(tmp_path, turns, clock, settings, busy_slots, resume)
+
+    return build

@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import pid_alive, read_state, run_cli, wait_for
 from tests.supervisor.run.conftest import dead_pid, make_state
+from unattended.contracts.paths import RunPaths
 
 FAST = ["--grace-seconds", "1", "--allowed-tools", "Bash,Write"]
 FAULTY = Path(__file__).with_name("faulty_daemon.py")
@@ -158,20 +159,20 @@ def test_a_forged_state_never_gets_an_unrelated_process_killed(
     sleep = subprocess.Popen(["sleep", "300"], env={"PATH": os.environ["PATH"]})
     try:
         created = psutil.Process(sleep.pid).create_time()
-        root = project / ".unattended"
-        root.mkdir(mode=0o700, exist_ok=True)
+        paths = RunPaths(project)
+        paths.records.mkdir(mode=0o700, parents=True, exist_ok=True)
         forged = make_state(
             project, sleep.pid, created, worker_pid=sleep.pid,
             worker_started_at=created, descendants=[{"pid": sleep.pid, "create_time": created}],
         )  # fmt: skip
-        (root / "state.json").write_text(forged.model_dump_json())
+        paths.state.write_text(forged.model_dump_json())
         stop = run_cli(["stop", "--now"], hermetic_env, cwd=project)
         assert stop.returncode == 1 and "not signalling" in stop.stderr, stop.stdout + stop.stderr
         time.sleep(0.2)
         assert sleep.poll() is None, "stop --now signalled an unrelated process"
 
         forged = forged.model_copy(update={"pid": dead_pid(), "pid_create_time": 1.0})
-        (root / "state.json").write_text(forged.model_dump_json())
+        paths.state.write_text(forged.model_dump_json())
         fake_claude.script([["done"]])
         resumed = run_cli(["start", "--resume", "--foreground", *FAST], hermetic_env,
                           cwd=project, timeout=90)  # fmt: skip

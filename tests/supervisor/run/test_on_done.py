@@ -256,7 +256,7 @@ def test_the_final_notification_says_what_on_done_did(repo: Path) -> None:
         pushed_ref="origin/work",
         pr_url="https://github.com/acme/widgets/pull/3",
     )
-    lines = notification_summary(repo, state, [], now.timestamp()).splitlines()
+    lines = notification_summary(repo, state, [], now.timestamp(), []).splitlines()
     assert lines[1:4] == [
         "why: no progress",
         "pushed: origin/work",
@@ -264,5 +264,5 @@ def test_the_final_notification_says_what_on_done_did(repo: Path) -> None:
     ]
     state.pushed_ref = state.pr_url = None
     state.on_done_error = "push failed: git push to origin: rejected (fetch first)"
-    summary = notification_summary(repo, state, [], now.timestamp())
+    summary = notification_summary(repo, state, [], now.timestamp(), [])
     assert summary.splitlines()[2] == state.on_done_error

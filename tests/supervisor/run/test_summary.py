@@ -8,6 +8,7 @@ from pathlib import Path
 from tests.conftest import git
 from tests.supervisor.run.conftest import make_state
 from unattended.contracts.iteration import GitPoint, IterationRecord
+from unattended.supervisor.git.facts import commit_range_summary
 from unattended.supervisor.run.summary import notification_summary
 
 
@@ -31,7 +32,8 @@ def test_summary_names_the_outcome_the_commits_and_what_needs_a_human(
                         git_before=GitPoint(head=first), git_after=GitPoint(head=last),
                         permission_denials=["Bash", "Bash"]),
     ]  # fmt: skip
-    text = notification_summary(project, state, history, now.timestamp())
+    commits = commit_range_summary(project, first, last)
+    text = notification_summary(project, state, history, now.timestamp(), commits)
     assert text.splitlines() == [
         "project: blocked after 2 iteration(s) in 1h22m, $2.54, 4 commit(s)",
         "why: the worker is blocked: needs the staging database password",
@@ -46,6 +48,6 @@ def test_summary_of_a_run_without_iterations(project: Path) -> None:
     now = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
     state = make_state(project, 1, None, status="stopped", iteration=0, cost_usd=0.0)
     state.started_at = now
-    assert notification_summary(project, state, [], now.timestamp()) == (
+    assert notification_summary(project, state, [], now.timestamp(), []) == (
         "project: stopped after 0 iteration(s) in 0s, $0.00, 0 commit(s)"
     )

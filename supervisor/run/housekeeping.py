@@ -1,0 +1,71 @@
+"""After a run: archived runs beyond ``keep_runs`` go with their snapshot refs; a successful run
+keeps only its own snapshots. Never fatal: it is housekeeping."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from pathlib import Path
+
+from unattended.contracts.paths import RunPaths
+from unattended.contracts.settings import Settings
+from unattended.contracts.status import RunStatus
+
+
+def prune_after_run(
+    paths: RunPaths,
+    keep_runs: int,
+    run_id: str,
+    status: RunStatus,
+    prune_snapshots: Callable[[Collection[str]], int],
+) -> str | None:
+    """Prune; returns the run.log line saying what went (None when nothing did).
+    Raises what the pruning raised: the caller logs it as a warning."""
+    from unattended.supervisor.run.begin import prune_archived_runs
+
+    removed = prune_archived_runs(paths, keep_runs)
+    keep = {run_id}
+    if status is not RunStatus.DONE and paths.runs.is_dir():
+        keep |= {p.name for p in paths.runs.iterdir() if p.is_dir()}
+    pruned = prune_snapshots(keep)
+    if not removed and not pruned:
+        return None
+    return f"pruned {len(removed)} archived run(s) and {pruned} old snapshot ref(s)"
+
+
+class RawLogCap:
+    """``max_logs_mb``: before each worker the oldest raw logs go until all of them, with room
+    for this worker's own cap, fit. The files are listed once per run, then kept up to date."""
+
+    def __init__(self, paths: RunPaths, settings: Settings) -> None:
+        self.paths, self.settings = paths, settings
+        self._logs = None
+
+    def before_worker(self, number: int) -> str | None:
+        """The run.log line saying what went, or None. Never fatal: housekeeping."""
+        from unattended.supervisor.records.rawlogs import RawLogs
+
+        s, paths, mb = self.settings, self.paths, 1024 * 1024
+        try:
+            if self._logs is None:
+                self._logs = RawLogs.scan(paths)
+            elif number > 1:
+                self._logs.add_iteration(number - 1)
+            removed = self._logs.prune(int(s.max_logs_mb * mb), int(s.max_iteration_log_mb * mb))
+        except OSError as exc:
+            return f"warning: could not cap the raw logs: {exc}"
+        if not removed:
+            return None
+        names = [_shown(path, paths.records) for path, _ in removed]
+        listed = ", ".join(names) if len(names) <= 3 else f"{names[0]} … {names[-1]}"
+        freed = sum(size for _, size in removed) / mb
+        return (
+            f"raw logs over max_logs_mb = {s.max_logs_mb:g}: removed the {len(removed)} oldest "
+            f"({freed:.1f} MB: {listed}); {self._logs.total / mb:.1f} MB kept"
+        )
+
+
+def _shown(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)
