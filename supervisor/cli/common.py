@@ -4,35 +4,15 @@ project (the work tree's top, as ``start`` resolves it)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
+
+from unattended.supervisor.cli.plain import fail, git_top, project_dir
 
 ProjectOpt = Annotated[
     Path | None,
     typer.Option("--project", help="Project directory (default: current directory)."),
 ]
 
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """One clear line (plus optional detail lines) on stderr, a non-zero exit, no traceback."""
-    typer.echo(f"unattended: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def project_dir(project: Path | None) -> Path:
-    path = (project or Path.cwd()).expanduser()
-    if not path.is_dir():
-        fail(f"project directory not found: {path}")
-    return path.resolve()
-
-
-def git_top(path: Path) -> tuple[Path, Path]:
-    """(work-tree top, absolute git dir); exit 2 when ``path`` is not in a git work tree."""
-    from unattended.supervisor.git.facts import NotAGitRepo, gather_repo_facts
-
-    try:
-        facts = gather_repo_facts(path, ())
-    except NotAGitRepo:
-        fail(f"{path} is not inside a git work tree: run `git init` there, or pass --project DIR")
-    return facts.top, facts.git_dir
+__all__ = ["ProjectOpt", "fail", "git_top", "project_dir"]

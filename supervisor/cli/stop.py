@@ -76,8 +76,8 @@ def stop_all(now: bool, wait: bool, timeout: float | None, *, root: Path | None 
         with contextlib.redirect_stdout(buffer):
             try:
                 rc = request_stop(Path(row.project), now, False, None)
-            except typer.Exit as exc:  # e.g. an unreadable state.json: go on with the others
-                rc = exc.exit_code
+            except SystemExit as exc:  # e.g. an unreadable state.json: go on with the others
+                rc = exc.code if isinstance(exc.code, int) else 1
         said = "; ".join(line for line in buffer.getvalue().splitlines() if line.strip())
         typer.echo(f"{row.project} (pid {row.pid}): {said or 'stop requested'}")
         code = max(code, rc)

@@ -34,12 +34,19 @@ def _writable(paths: RunPaths) -> bool:
     return os.access(target, os.W_OK | os.X_OK)
 
 
-def gather(project: Path, settings: Settings, environ: dict[str, str]) -> Gathered:
+def gather(
+    project: Path,
+    settings: Settings,
+    environ: dict[str, str],
+    located: tuple[Path, Path, Path] | None = None,
+) -> Gathered:
+    """``located``: where the repository is, when the caller already asked git (see
+    ``facts.locate_repo``), so it is not asked twice."""
     from unattended.safety.preflight import PreflightFacts
     from unattended.supervisor.git.facts import NotAGitRepo, gather_repo_facts
 
     try:
-        repo = gather_repo_facts(project, tuple(settings.dirty_whitelist))
+        repo = gather_repo_facts(project, tuple(settings.dirty_whitelist), located)
         in_repo, branch, detached, dirty = True, repo.branch, repo.detached, repo.dirty_paths
     except NotAGitRepo:
         in_repo, branch, detached, dirty = False, None, False, ()
