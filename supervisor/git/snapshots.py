@@ -9,14 +9,16 @@ message, and held back on restore unless asked for: a restored branch never carr
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import functools
+import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
+import subprocess
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +29,7 @@ from unattended.supervisor.git.facts import (
     GitError,
     decode,
     git_process,
+    git_spawn,
     locate_repo,
     project_prefix,
     run_git,
@@ -36,6 +39,7 @@ REF_ROOT = "refs/unattended"
 PHASES = ("before", "after")
 DEFAULT_SNAPSHOT_IGNORED: tuple[str, ...] = (".env", ".env.*")
 IGNORED_TRAILER = "Unattended-Ignored:"
+WORKTREE_TRAILER = "Unattended-Worktree:"
 
 # Snapshots are the supervisor's own commits: a fixed identity works in a repo with no
 # user configured and makes them easy to tell apart.
@@ -112,48 +116,141 @@ def take_snapshot(
     phase: str,
     snapshot_ignored: Sequence[str] = DEFAULT_SNAPSHOT_IGNORED,
 ) -> Snapshot:
-    """Record the whole work tree under refs/unattended/<run>/<NNNN>-<phase>.
+    """Record the whole work tree under refs/unattended/<run>/<NNNN>-<phase>, once.
 
     Tracked and untracked files (respecting .gitignore), plus ignored files whose name
-    matches `snapshot_ignored`, never `<project>/.unattended/`. Six git calls or so.
+    matches `snapshot_ignored`, never `<project>/.unattended/`. The daemon takes its
+    snapshots through a `Snapshotter`, which keeps its index between them.
     """
-    ref = snapshot_ref(run_id, iteration, phase)
-    top = _toplevel(os.path.abspath(project))
-    prefix = project_prefix(top, project)
     git_dir = Path(git_dir)
     index = git_dir / f"unattended-snapshot-{os.getpid()}-{secrets.token_hex(4)}.index"
-    env = {"GIT_INDEX_FILE": str(index), **_IDENTITY}
     try:
-        with contextlib.suppress(FileNotFoundError):  # a fresh repo has no index yet
-            shutil.copyfile(git_dir / "index", index)
-        state_dir = f":(exclude){prefix}{STATE_DIR_NAME}"
+        shot = Snapshotter(project, git_dir, run_id, snapshot_ignored, index=index)
+        return shot.take(iteration, phase, reuse_unchanged=False)[0]
+    finally:
+        index.unlink(missing_ok=True)
+
+
+class Snapshotter:
+    """One run's snapshots, each as cheap as the repository allows.
+
+    Each snapshot is built in `<git dir>/unattended-snapshot.index` (the run lock makes this
+    daemon its only user), seeded from a fresh copy of the real index: git's stat cache then
+    spares rehashing unchanged files, and the result is exactly what the work tree and the
+    user's index say (an index kept between snapshots would keep files a worker has since
+    ignored, and lose ignored files the user tracks). HEAD, `add -A` and the ignored-file scan
+    run side by side. A snapshot identical to the previous one (same HEAD, same tree, same
+    ignored files) is not written again; see `take`.
+    """
+
+    INDEX_NAME = "unattended-snapshot.index"
+    PACK_EVERY = 256  # loose snapshot refs before they are packed (`recover --list` stays fast)
+
+    def __init__(
+        self,
+        project: Path,
+        git_dir: Path,
+        run_id: str,
+        snapshot_ignored: Sequence[str] = DEFAULT_SNAPSHOT_IGNORED,
+        index: Path | None = None,
+    ) -> None:
+        self.top = _toplevel(os.path.abspath(project))
+        self.prefix = project_prefix(self.top, project)
+        self.git_dir = Path(git_dir)
+        self.run_id = run_id
+        self.globs = tuple(snapshot_ignored)
+        self.index = index or self.git_dir / self.INDEX_NAME
+        self.env = {"GIT_INDEX_FILE": str(self.index), **_IDENTITY}
+        self.worktree = worktree_id(self.git_dir)
+        self.last: Snapshot | None = None
+        self.last_head: str | None = None
+        self.taken_at = 0.0  # time.monotonic() when `last` was taken or found unchanged
+        self._written = 0
+
+    def take(
+        self, iteration: int, phase: str, reuse_unchanged: bool = True
+    ) -> tuple[Snapshot, str | None]:
+        """(the snapshot, HEAD) for this instant. With `reuse_unchanged`, a work tree and HEAD
+        identical to the previous snapshot's return that snapshot: nothing new to restore."""
+        ref = snapshot_ref(self.run_id, iteration, phase)
+        self._seed()
+        state_dir = f":(exclude){self.prefix}{STATE_DIR_NAME}"
+        # Independent reads run side by side: HEAD, the work tree into the index, and the
+        # ignored files (they are not in the index, whichever version of it git reads).
+        head_proc = git_spawn(self.top, "rev-parse", "-q", "--verify", "HEAD")
         # --ignore-errors: one unreadable file must not cost the whole snapshot.
-        added = git_process(
-            top, "add", "-A", "--ignore-errors", "--", ":/", state_dir, env=env, check=False
+        add_proc = git_spawn(
+            self.top, "add", "-A", "--ignore-errors", "--", ":/", state_dir, env=self.env
         )
-        if added.returncode not in (0, 1):  # 1: some files unreadable; else git gave up
-            raise GitError(f"git add -A failed: {_first_line(decode(added.stderr))}")
-        warning = _first_line(decode(added.stderr)) if added.returncode else None
-        ignored = _matching_ignored(top, prefix, snapshot_ignored) if snapshot_ignored else []
+        ign_proc = (
+            git_spawn(self.top, "ls-files", "-z", "-o", "-i", "--exclude-standard", "--directory")
+            if self.globs
+            else None
+        )
+        head = decode(head_proc.communicate()[0]).strip() or None
+        _, add_err = add_proc.communicate()
+        ignored = self._matching_ignored(ign_proc) if ign_proc is not None else []
+        if add_proc.returncode not in (0, 1):  # 1: some files unreadable; else git gave up
+            raise GitError(f"git add -A failed: {_first_line(decode(add_err))}")
+        warning = _first_line(decode(add_err)) if add_proc.returncode else None
         if ignored:
             git_process(
-                top,
+                self.top,
                 "add",
                 "-f",
                 "--ignore-errors",
                 "--pathspec-from-file=-",
                 "--pathspec-file-nul",
-                env={**env, "GIT_LITERAL_PATHSPECS": "1"},
+                env={**self.env, "GIT_LITERAL_PATHSPECS": "1"},
                 input="\0".join(p.rstrip("/") for p in ignored) + "\0",
                 check=False,
             )
-        tree = run_git(top, "write-tree", env=env).strip()
-        message = _message(run_id, iteration, phase, ignored)
-        commit = _commit_tree(top, tree, message, env, parents=("HEAD",), parent_optional=True)
-        run_git(top, "update-ref", ref, commit)
-    finally:
-        index.unlink(missing_ok=True)
-    return Snapshot(ref=ref, commit=commit, tree=tree, ignored=tuple(ignored), warning=warning)
+        tree = run_git(self.top, "write-tree", env=self.env).strip()
+        self.taken_at = time.monotonic()
+        last = self.last
+        if (
+            reuse_unchanged
+            and last is not None
+            and (last.tree, last.ignored, self.last_head) == (tree, tuple(ignored), head)
+        ):
+            return last, head
+        message = _message(self.run_id, iteration, phase, ignored, self.worktree)
+        parents = (head,) if head else ()
+        commit = _commit_tree(self.top, tree, message, self.env, parents=parents)
+        run_git(self.top, "update-ref", ref, commit)
+        self._written += 1
+        if self._written % self.PACK_EVERY == 0:
+            # Thousands of loose refs make every `for-each-ref` slow; git gc would pack them
+            # too (it leaves every ref's value as it is).
+            git_process(self.top, "pack-refs", "--all", check=False)
+        snap = Snapshot(ref=ref, commit=commit, tree=tree, ignored=tuple(ignored), warning=warning)
+        self.last, self.last_head = snap, head
+        return snap, head
+
+    def _seed(self) -> None:
+        real = self.git_dir / "index"
+        try:
+            shutil.copyfile(real, self.index)
+            st = os.stat(real)
+        except FileNotFoundError:  # a fresh repo has no index yet
+            self.index.unlink(missing_ok=True)
+            return
+        # The copy keeps the index's mtime: git's racy-entry check compares file mtimes with
+        # it, and a newer copy would pass a same-second, same-size edit off as unchanged.
+        os.utime(self.index, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    def _matching_ignored(self, proc: subprocess.Popen[bytes]) -> list[str]:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise GitError("git ls-files -o -i failed")
+        return _matching_ignored(decode(out), self.prefix, self.globs)
+
+
+def worktree_id(git_dir: Path) -> str:
+    """A short stable id of one work tree (its git dir), for snapshot messages: pruning
+    then tells this work tree's runs from another's. A hash: refs may be pushed."""
+    digest = hashlib.sha256(os.fsencode(os.path.realpath(git_dir))).hexdigest()
+    return digest[:16]
 
 
 def _first_line(text: str) -> str | None:
@@ -161,14 +258,14 @@ def _first_line(text: str) -> str | None:
     return next((ln for ln in lines if not ln.startswith(("hint:", "warning:"))), None)
 
 
-def _matching_ignored(top: Path, prefix: str, globs: Sequence[str]) -> list[str]:
-    """Ignored files (and whole ignored directories, 'dir/') whose name matches `globs`.
+def _matching_ignored(out: str, prefix: str, globs: Sequence[str]) -> list[str]:
+    """Ignored files (and whole ignored directories, 'dir/') whose name matches `globs`, from
+    `git ls-files -z -o -i --exclude-standard --directory` output.
 
     `--directory` keeps git from walking into ignored trees such as node_modules/, so a
     secret file inside a wholly ignored directory is not found unless the directory's own
     name matches. A glob with a '/' is matched against the whole top-relative path.
     """
-    out = run_git(top, "ls-files", "-z", "-o", "-i", "--exclude-standard", "--directory")
     state_dir = prefix + STATE_DIR_NAME + "/"
     found = []
     for entry in out.split("\0"):
@@ -184,13 +281,14 @@ def _matching_ignored(top: Path, prefix: str, globs: Sequence[str]) -> list[str]
     return found
 
 
-def _message(run_id: str, iteration: int, phase: str, ignored: Sequence[str]) -> str:
+def _message(run_id: str, iteration: int, phase: str, ignored: Sequence[str], worktree: str) -> str:
     lines = [
         f"unattended snapshot: run {run_id}, iteration {iteration}, {phase}",
         "",
         f"Unattended-Run: {run_id}",
         f"Unattended-Iteration: {iteration}",
         f"Unattended-Phase: {phase}",
+        f"{WORKTREE_TRAILER} {worktree}",
     ]
     if ignored:
         lines.append(f"{IGNORED_TRAILER} {json.dumps(list(ignored), ensure_ascii=True)}")
@@ -203,14 +301,10 @@ def _commit_tree(
     message: str,
     env: dict[str, str],
     parents: Sequence[str],
-    parent_optional: bool = False,
 ) -> str:
-    base = ["commit-tree", "--no-gpg-sign", tree, "-F", "-"]
-    args = base + [arg for parent in parents for arg in ("-p", parent)]
-    proc = git_process(top, *args, env=env, input=message, check=not parent_optional)
-    if proc.returncode != 0:  # HEAD is unborn: a snapshot without parent
-        proc = git_process(top, *base, env=env, input=message)
-    return decode(proc.stdout).strip()
+    args = ["commit-tree", "--no-gpg-sign", tree, "-F", "-"]
+    args += [arg for parent in parents for arg in ("-p", parent)]
+    return decode(git_process(top, *args, env=env, input=message).stdout).strip()
 
 
 def list_snapshots(project: Path, run_id: str | None = None) -> list[SnapshotInfo]:
@@ -247,16 +341,26 @@ def _parse_ref(ref: str) -> tuple[str, int, str] | None:
     return (rid, int(m.group(1)), m.group(2)) if m else None
 
 
-def prune_snapshots(project: Path, keep_run_ids: Collection[str]) -> int:
-    """Delete the snapshot refs of every run not in `keep_run_ids`; return how many."""
+def prune_snapshots(
+    project: Path, keep_run_ids: Collection[str], worktree: str | None = None
+) -> int:
+    """Delete the snapshot refs of every run not in `keep_run_ids`; return how many.
+
+    With `worktree` (see `worktree_id`) only snapshots that work tree took are candidates:
+    refs are shared by every work tree of a repository, and another one's runs (live or
+    not) are its own business. Snapshots from before the work tree was recorded are kept.
+    """
     keep = {ref_safe_run_id(r) for r in keep_run_ids}
-    out = run_git(project, "for-each-ref", "--format=%(refname)", REF_ROOT + "/")
+    fmt = "%(refname)" + ("%00%(trailers:key=Unattended-Worktree,valueonly)" if worktree else "")
+    out = run_git(project, "for-each-ref", f"--format={fmt}", REF_ROOT + "/")
     doomed = []
-    for ref in out.splitlines():
+    for line in out.splitlines():
+        ref, _, owner = line.partition("\0")
         rest = ref.removeprefix(REF_ROOT + "/")
         run = rest.rsplit("/", 1)[0] if "/" in rest else rest
-        if run not in keep:
-            doomed.append(ref)
+        if run in keep or (worktree is not None and owner.strip() != worktree):
+            continue
+        doomed.append(ref)
     if doomed:
         run_git(project, "update-ref", "--stdin", input="".join(f"delete {r}\n" for r in doomed))
     return len(doomed)

@@ -6,10 +6,12 @@ Gathers facts only; deciding what they mean is ``safety``'s job.
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from unattended.contracts.iteration import GitPoint, IterationRecord, RateLimitSeen
 from unattended.contracts.settings import Settings
@@ -58,6 +60,14 @@ def worker_env(
     return env
 
 
+# One Snapshotter per run for the daemon's life: it keeps the index that makes the next
+# snapshot cheap (see supervisor.git.snapshots.Snapshotter).
+_SNAPSHOTTERS: dict[tuple[str, str, str], Any] = {}
+# The "after" snapshot of an iteration is the next one's "before" when nothing but the
+# daemon's own bookkeeping ran in between (no wait, no stagger): no second walk of the tree.
+REUSE_AFTER_WITHIN_S = 1.0
+
+
 def git_point(
     project: Path,
     git_dir: Path,
@@ -69,15 +79,23 @@ def git_point(
 ) -> GitPoint:
     """Snapshot the whole work tree (so a worker's `git reset --hard` costs one iteration at
     most) and return HEAD plus the tree hash, the supervisor's evidence of progress."""
-    from unattended.supervisor.git.facts import GitError, run_git
-    from unattended.supervisor.git.snapshots import take_snapshot
+    from unattended.supervisor.git.facts import GitError
+    from unattended.supervisor.git.snapshots import Snapshotter
 
+    key = (str(project), str(git_dir), run_id)
     try:
-        snap = take_snapshot(
-            project, git_dir, run_id, number, phase, tuple(settings.snapshot_ignored)
+        shooter = _SNAPSHOTTERS.get(key)
+        if shooter is None:
+            shooter = Snapshotter(project, git_dir, run_id, tuple(settings.snapshot_ignored))
+            _SNAPSHOTTERS[key] = shooter
+        shooter.globs = tuple(settings.snapshot_ignored)
+        recent = shooter.last is not None and (
+            time.monotonic() - shooter.taken_at < REUSE_AFTER_WITHIN_S
         )
-        head = run_git(project, "rev-parse", "-q", "--verify", "HEAD", check=False).strip()
-        return GitPoint(head=head or None, tree=snap.tree)
+        if phase == "before" and recent:
+            return GitPoint(head=shooter.last_head, tree=shooter.last.tree)
+        snap, head = shooter.take(number, phase)
+        return GitPoint(head=head, tree=snap.tree)
     except (GitError, OSError) as exc:
         warn(f"git snapshot ({phase}) failed: {exc}")
         return GitPoint()

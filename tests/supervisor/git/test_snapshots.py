@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,11 @@ import pytest
 from unattended.supervisor.git.restore import restore_snapshot
 from unattended.supervisor.git.snapshots import (
     SnapshotError,
+    Snapshotter,
     list_snapshots,
     prune_snapshots,
     take_snapshot,
+    worktree_id,
 )
 
 IGN = (".env", ".env.*")
@@ -374,3 +377,116 @@ def test_list_and_prune(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert prune_snapshots(repo, keep_run_ids=[]) == 2
     assert list_snapshots(repo) == []
     assert git(repo, "for-each-ref", "refs/heads").count("\n") == 1  # branches untouched
+
+
+# ----- the daemon's Snapshotter: a kept index, unchanged snapshots not written twice -----
+
+
+def shooter(repo: Path, run: str = "run1", ign=IGN, git_dir: Path | None = None) -> Snapshotter:
+    return Snapshotter(repo, git_dir or repo / ".git", run, ign)
+
+
+def test_snapshotter_trees_equal_one_shot_snapshots(tmp_path: Path) -> None:
+    """The kept index gives exactly the tree a fresh one would, through every kind of change,
+    including the worker staging an ignored file and deleting a force-added secret."""
+    repo = make_repo(tmp_path / "r", {"a.txt": "a\n", "sub/b.txt": "b\n"})
+    keeper = shooter(repo)
+    steps = [
+        {},
+        {"u.txt": "untracked\n"},
+        {".env": "S=1\n", "sub/b.txt": "B\n"},
+        {"build/out.o": "ignored\n"},
+        "git add -f build/out.o",  # tracked although ignored: the real index says so
+        "rm .env",
+        {"sub/deep/n.txt": "new dir\n", "a.txt": "A\n"},
+        "git commit -q -am next",
+        "rm u.txt",
+        {"later.txt": "untracked, then ignored\n"},
+        {".gitignore": ".env*\nbuild/\n*.log\nlater.txt\n"},  # the worker ignores it
+    ]
+    for n, step in enumerate(steps, start=1):
+        if isinstance(step, str):
+            cmd, *args = step.split()
+            if cmd == "rm":
+                (repo / args[0]).unlink()
+            else:
+                git(repo, *args)
+        else:
+            write(repo, step)
+        kept, head = keeper.take(n, "after")
+        fresh = snap(repo, run="fresh", it=n, phase="after")
+        assert kept.tree == fresh.tree, step
+        assert kept.ignored == fresh.ignored, step
+        assert head == git(repo, "rev-parse", "HEAD").strip()
+    assert "build/out.o" in tree_paths(repo, kept.commit)
+    assert ".env" not in tree_paths(repo, kept.commit)
+    assert user_state(repo)["staged"] == git(repo, "ls-files", "-s")  # the user's index as is
+
+
+def test_snapshotter_writes_nothing_when_nothing_changed(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r")
+    write(repo, {"wip.txt": "work in progress\n", ".env": "S=1\n"})
+    keeper = shooter(repo)
+    first, _ = keeper.take(1, "before")
+    again, _ = keeper.take(1, "after")
+    assert again == first  # same HEAD, same tree, same held-back files: the same snapshot
+    refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/unattended/").split()
+    assert refs == ["refs/unattended/run1/0001-before"]
+    write(repo, {"wip.txt": "more\n"})
+    changed, _ = keeper.take(2, "after")
+    assert changed.commit != first.commit and changed.ignored == (".env",)
+    git(repo, "reset", "-q", "--hard")
+    git(repo, "clean", "-q", "-fdx")
+    res = restore_snapshot(repo, "run1/2-after", "back", with_ignored=True)
+    assert res.written == (".env",)
+    assert git(repo, "show", "back:wip.txt") == "more\n"
+    assert ".env" not in tree_paths(repo, "back")
+
+
+def test_snapshotter_packs_its_refs(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r")
+    keeper = shooter(repo)
+    keeper.PACK_EVERY = 3
+    for n in range(1, 4):
+        write(repo, {"f.txt": f"{n}\n"})
+        keeper.take(n, "after")
+    packed = (repo / ".git" / "packed-refs").read_text()
+    assert "refs/unattended/run1/0003-after" in packed
+    assert not (repo / ".git" / "refs" / "unattended").exists() or not any(
+        (repo / ".git" / "refs" / "unattended").rglob("*-after")
+    )
+    assert len(list_snapshots(repo, "run1")) == 3
+
+
+def test_prune_leaves_another_worktrees_runs(tmp_path: Path) -> None:
+    """Two work trees of one repository share refs/unattended/: pruning in one of them
+    (as a run ending `done` does) never deletes the other's snapshots, live or not."""
+    repo = make_repo(tmp_path / "r")
+    other = tmp_path / "other"
+    git(repo, "worktree", "add", "-q", "-b", "side", str(other))
+    other_git_dir = Path(git(other, "rev-parse", "--absolute-git-dir").strip())
+    for run in ("mine-old", "mine-new"):
+        write(repo, {"m.txt": run})
+        shooter(repo, run).take(1, "after")
+    write(other, {"o.txt": "theirs\n"})
+    shooter(other, "theirs-live", git_dir=other_git_dir).take(1, "after")
+
+    pruned = prune_snapshots(repo, keep_run_ids=["mine-new"], worktree=worktree_id(repo / ".git"))
+    assert pruned == 1
+    runs = {s.run_id for s in list_snapshots(repo)}
+    assert runs == {"mine-new", "theirs-live"}
+    assert git(repo, "show", "refs/unattended/theirs-live/0001-after:o.txt") == "theirs\n"
+    assert worktree_id(repo / ".git") != worktree_id(other_git_dir)
+
+
+def test_same_second_same_size_edit_is_captured(tmp_path: Path) -> None:
+    """git tells an edit within the second of `git add` from no edit only by the index file's
+    own mtime (a "racy" entry): the snapshot's copy of the index must keep that mtime."""
+    repo = make_repo(tmp_path / "r", {"README.md": "hi\n"})
+    time.sleep(1.05 - time.time() % 1)  # just after a second boundary: what follows fits in it
+    write(repo, {"a.txt": "a\n"})
+    git(repo, "add", "a.txt")
+    write(repo, {"a.txt": "b\n"})  # same size, same second: only the racy check sees it
+    time.sleep(1.05 - time.time() % 1)  # the copy of the index is made a second later
+    shot = snap(repo)
+    assert git(repo, "show", f"{shot.commit}:a.txt") == "b\n"
