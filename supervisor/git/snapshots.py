@@ -140,7 +140,7 @@ class Snapshotter:
     user's index say (an index kept between snapshots would keep files a worker has since
     ignored, and lose ignored files the user tracks). HEAD, `add -A` and the ignored-file scan
     run side by side. A snapshot identical to the previous one (same HEAD, same tree, same
-    ignored files) is not written again; see `take`.
+    ignored files) is not written again: its name points at the previous one; see `take`.
     """
 
     INDEX_NAME = "unattended-snapshot.index"
@@ -213,7 +213,7 @@ class Snapshotter:
             and last is not None
             and (last.tree, last.ignored, self.last_head) == (tree, tuple(ignored), head)
         ):
-            return last, head
+            return self.alias(iteration, phase), head
         message = _message(self.run_id, iteration, phase, ignored, self.worktree)
         parents = (head,) if head else ()
         commit = _commit_tree(self.top, tree, message, self.env, parents=parents)
@@ -226,6 +226,17 @@ class Snapshotter:
         snap = Snapshot(ref=ref, commit=commit, tree=tree, ignored=tuple(ignored), warning=warning)
         self.last, self.last_head = snap, head
         return snap, head
+
+    def alias(self, iteration: int, phase: str) -> Snapshot:
+        """Name the last snapshot for this iteration and phase too (one `update-ref`, no walk
+        of the tree): `recover` lists and restores every iteration's before and after."""
+        last = self.last
+        if last is None:
+            raise SnapshotError("no snapshot to name yet")
+        ref = snapshot_ref(self.run_id, iteration, phase)
+        if ref != last.ref:
+            run_git(self.top, "update-ref", ref, last.commit)
+        return Snapshot(ref=ref, commit=last.commit, tree=last.tree, ignored=last.ignored)
 
     def _seed(self) -> None:
         real = self.git_dir / "index"

@@ -63,8 +63,9 @@ def worker_env(
 # One Snapshotter per run for the daemon's life: it keeps the index that makes the next
 # snapshot cheap (see supervisor.git.snapshots.Snapshotter).
 _SNAPSHOTTERS: dict[tuple[str, str, str], Any] = {}
-# The "after" snapshot of an iteration is the next one's "before" when nothing but the
-# daemon's own bookkeeping ran in between (no wait, no stagger): no second walk of the tree.
+# The "after" snapshot of an iteration is the next one's "before" (one more ref to the same
+# commit) when nothing but the daemon's own bookkeeping ran in between (no wait, no stagger):
+# no second walk of the tree.
 REUSE_AFTER_WITHIN_S = 1.0
 
 
@@ -93,7 +94,7 @@ def git_point(
             time.monotonic() - shooter.taken_at < REUSE_AFTER_WITHIN_S
         )
         if phase == "before" and recent:
-            return GitPoint(head=shooter.last_head, tree=shooter.last.tree)
+            return GitPoint(head=shooter.last_head, tree=shooter.alias(number, phase).tree)
         snap, head = shooter.take(number, phase)
         return GitPoint(head=head, tree=snap.tree)
     except (GitError, OSError) as exc:
@@ -121,17 +122,23 @@ def run_done_when(command: str, project: Path, env: Mapping[str, str]) -> bool:
 
 
 def count_commits(project: Path, before: str | None, after: str | None) -> tuple[int, int]:
-    """(commits, files changed) between two HEADs; zeros when unknown."""
+    """(commits, files changed) between two HEADs; zeros when unknown. Both git reads run
+    side by side (at most 100 commits are counted, as commit_range_summary does)."""
     if not before or not after or before == after:
         return 0, 0
-    from unattended.supervisor.git.facts import GitError, commit_range_summary, files_changed
+    from unattended.supervisor.git.facts import GitError, decode, git_spawn
 
     try:
-        return len(commit_range_summary(project, before, after)), files_changed(
-            project, before, after
+        log = git_spawn(project, "rev-list", "--max-count=100", f"{before}..{after}", "--")
+        diff = git_spawn(
+            project, "diff-tree", "-r", "-z", "--no-renames", "--name-only", before, after
         )
+        commits, files = log.communicate()[0], diff.communicate()[0]
     except GitError:
         return 0, 0
+    if log.returncode != 0 or diff.returncode != 0:
+        return 0, 0
+    return len(decode(commits).split()), sum(1 for p in decode(files).split("\0") if p)
 
 
 def record_from_worker(

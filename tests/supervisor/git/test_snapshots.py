@@ -429,9 +429,14 @@ def test_snapshotter_writes_nothing_when_nothing_changed(tmp_path: Path) -> None
     keeper = shooter(repo)
     first, _ = keeper.take(1, "before")
     again, _ = keeper.take(1, "after")
-    assert again == first  # same HEAD, same tree, same held-back files: the same snapshot
-    refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/unattended/").split()
-    assert refs == ["refs/unattended/run1/0001-before"]
+    # Same HEAD, same tree, same held-back files: the same commit, under both names.
+    assert (again.commit, again.tree, again.ignored) == (first.commit, first.tree, first.ignored)
+    refs = git(repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/unattended/")
+    assert refs.split() == [
+        "refs/unattended/run1/0001-after", first.commit,
+        "refs/unattended/run1/0001-before", first.commit,
+    ]  # fmt: skip
+    assert git(repo, "rev-list", "--count", "--all", "--glob=refs/unattended/*").strip() == "2"
     write(repo, {"wip.txt": "more\n"})
     changed, _ = keeper.take(2, "after")
     assert changed.commit != first.commit and changed.ignored == (".env",)
