@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 HEARTBEAT_S = 25.0  # the issue asks for at least every 30 s
 TICK_S = 1.0
-STAGGER_GAP_S = 3.0  # worker starts across this user's daemons are at least this far apart
 
 
 class DiskFull(Exception):
@@ -45,11 +44,15 @@ class LoopEffects:
     stop_requested: bool
     _last_write: float
     _last_watchdog: float
+    # The next worker may start together with other daemons' (the run's first, or after a
+    # wait they may all wake up from): it takes the start stagger. Ordinary iterations do not.
+    herd_risk: bool = True
 
     # ----- before a worker -------------------------------------------------------------
     def _await_worker_slot(self) -> bool:
-        """Wait for a slot of ``max_parallel_workers`` and for the start stagger. False when a
-        stop arrived or the deadline passed meanwhile (the gate then ends the run)."""
+        """Wait for a slot of ``max_parallel_workers`` and, when a herd of daemons may start
+        workers together (see ``herd_risk``), for the start stagger. False when a stop arrived
+        or the deadline passed meanwhile (the gate then ends the run)."""
         logged = False
         while not self.slots.try_acquire():
             if not logged:
@@ -58,7 +61,10 @@ class LoopEffects:
                 logged = True
             if self._pause(self.tick_s):
                 return False
-        delay = self.slots.stagger_delay(sys_calls.time(), STAGGER_GAP_S)
+        delay = 0.0
+        if self.herd_risk and self.ctx.settings.start_stagger_s > 0:
+            delay = self.slots.stagger_delay(sys_calls.time(), self.ctx.settings.start_stagger_s)
+        self.herd_risk = False
         if self.slots.last_error:
             self._warn(self.slots.last_error)  # the pool failed open: say so once
             self.slots.last_error = None
@@ -104,6 +110,7 @@ class LoopEffects:
 
     # ----- waiting and ticking ---------------------------------------------------------
     def _wait(self, verdict: Verdict) -> None:
+        self.herd_risk = True  # other daemons may wake up at the same instant (a limit reset)
         until = verdict.wait_until or sys_calls.time()
         resume_at = datetime.fromtimestamp(until, UTC)
         self._set(RunStatus.WAITING, resume_at=resume_at)
@@ -244,18 +251,25 @@ class LoopEffects:
 
     # ----- after the run ---------------------------------------------------------------
     def _prune(self, status: RunStatus) -> None:
-        """Old archived runs beyond ``keep_runs`` go with their snapshot refs; a successful run
-        keeps only its own snapshots. Never fatal: it is housekeeping."""
-        from unattended.supervisor.git.snapshots import prune_snapshots
+        """Old archived runs beyond ``keep_runs`` go with their snapshot refs, whatever the
+        outcome; only this work tree's runs: another work tree of the repository shares the
+        refs, and its runs (maybe live) are not ours to prune. Never fatal: housekeeping."""
+        from unattended.supervisor.git.snapshots import (
+            Snapshotter,
+            prune_snapshots,
+            worktree_id,
+        )
         from unattended.supervisor.run.begin import prune_archived_runs
 
+        del status  # a done run no longer prunes more than any other
         paths, st = self.ctx.paths, self.ctx.state
         try:
             removed = prune_archived_runs(paths, self.ctx.settings.keep_runs)
             keep = {st.run_id}
-            if status is not RunStatus.DONE and paths.runs.is_dir():
+            if paths.runs.is_dir():
                 keep |= {p.name for p in paths.runs.iterdir() if p.is_dir()}
-            pruned = prune_snapshots(self.ctx.project, keep)
+            pruned = prune_snapshots(self.ctx.project, keep, worktree_id(self.ctx.git_dir))
+            (self.ctx.git_dir / Snapshotter.INDEX_NAME).unlink(missing_ok=True)
         except Exception as exc:  # noqa: BLE001 - housekeeping never changes the outcome
             self._warn(f"could not prune old runs or snapshots: {exc}")
             return
