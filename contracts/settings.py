@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from unattended.contracts.setting_help import STAGGER_HELP
+
 PERMISSION_MODES = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "plan")
 DEFAULT_PROTECTED_BRANCHES = ("main", "master", "develop", "trunk")
 SETTINGS_FILE = "unattended.toml"
@@ -65,6 +67,7 @@ class Settings(BaseModel):
 
     # many runs (issue 7)
     max_parallel_workers: int | None = Field(None, ge=1)
+    start_stagger_s: float = Field(3.0, ge=0, le=600, description=STAGGER_HELP)
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:

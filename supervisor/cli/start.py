@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from unattended.contracts.setting_help import STAGGER_HELP
 from unattended.supervisor.cli.common import ProjectOpt
 from unattended.supervisor.cli.start_run import StartOptions, run_start
 
@@ -66,6 +67,7 @@ def start(
         float | None, typer.Option(help="Wait when subscription quota use reaches this %.")
     ] = None,
     notify_cmd: Annotated[str | None, typer.Option(help="Shell command run on outcomes.")] = None,
+    start_stagger_s: Annotated[float | None, typer.Option(help=STAGGER_HELP)] = None,
     foreground: Annotated[
         bool, typer.Option("--foreground", help="Run the loop in this process.")
     ] = False,

@@ -35,6 +35,7 @@ VALUE_OPTIONS: dict[str, type] = {
     "escalate_after": int,
     "max_quota_pct": float,
     "notify_cmd": str,
+    "start_stagger_s": float,
 }
 SETTING_FLAGS = ("allow_dirty",)  # a flag that sets a setting to True
 # Flags about this invocation, not the run: option name → StartOptions field.
