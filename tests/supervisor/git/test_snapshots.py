@@ -461,6 +461,12 @@ def test_snapshotter_packs_its_refs(tmp_path: Path) -> None:
         (repo / ".git" / "refs" / "unattended").rglob("*-after")
     )
     assert len(list_snapshots(repo, "run1")) == 3
+    for info in list_snapshots(repo, "run1"):  # the commits are in a pack, not loose
+        loose = repo / ".git" / "objects" / info.commit[:2] / info.commit[2:]
+        assert not loose.exists()
+        assert git(repo, "cat-file", "-t", info.commit).strip() == "commit"
+    res = restore_snapshot(repo, "run1/0002-after", "two")
+    assert git(repo, "show", f"{res.branch}:f.txt") == "2\n"
 
 
 def test_prune_leaves_another_worktrees_runs(tmp_path: Path) -> None:
