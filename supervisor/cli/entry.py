@@ -92,6 +92,9 @@ def _start_fast_path(args: list[str]) -> int | None:
         return run_start(StartOptions(**invocation), values)  # type: ignore[arg-type]
     except SystemExit as exc:  # fail(): its line is on stderr already
         return exc.code if isinstance(exc.code, int) else 1
+    except KeyboardInterrupt:  # as typer does: no traceback for a Ctrl-C
+        sys.stderr.write("\nAborted!\n")
+        return 130
 
 
 if __name__ == "__main__":

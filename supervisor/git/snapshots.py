@@ -127,7 +127,9 @@ def take_snapshot(
     index = git_dir / f"unattended-snapshot-{os.getpid()}-{secrets.token_hex(4)}.index"
     try:
         shot = Snapshotter(project, git_dir, run_id, snapshot_ignored, index=index)
-        return shot.take(iteration, phase, reuse_unchanged=False)[0]
+        snap = shot.take(iteration, phase, reuse_unchanged=False)[0]
+        shot.flush()
+        return snap
     finally:
         index.unlink(missing_ok=True)
 
@@ -167,6 +169,9 @@ class Snapshotter:
         self.last_head: str | None = None
         self.taken_at = 0.0  # time.monotonic() when `last` was taken or found unchanged
         self._unpacked: list[str] = []  # snapshot commits written since the last _pack
+        self._pending: list[subprocess.Popen[bytes]] = []  # ref writes not yet waited for
+        # ((HEAD before, HEAD after), (commits, files changed)), counted during `take`
+        self.counted: tuple[tuple[str, str], tuple[int, int]] | None = None
 
     def take(
         self, iteration: int, phase: str, reuse_unchanged: bool = True
@@ -174,6 +179,7 @@ class Snapshotter:
         """(the snapshot, HEAD) for this instant. With `reuse_unchanged`, a work tree and HEAD
         identical to the previous snapshot's return that snapshot: nothing new to restore."""
         ref = snapshot_ref(self.run_id, iteration, phase)
+        self.flush()
         self._seed()
         state_dir = f":(exclude){self.prefix}{STATE_DIR_NAME}"
         # Independent reads run side by side: HEAD, the work tree into the index, and the
@@ -189,6 +195,7 @@ class Snapshotter:
             else None
         )
         head = decode(head_proc.communicate()[0]).strip() or None
+        counting = self._count_from(head)
         _, add_err = add_proc.communicate()
         ignored = self._matching_ignored(ign_proc) if ign_proc is not None else []
         if add_proc.returncode not in (0, 1):  # 1: some files unreadable; else git gave up
@@ -207,6 +214,8 @@ class Snapshotter:
                 check=False,
             )
         tree = run_git(self.top, "write-tree", env=self.env).strip()
+        if counting is not None:
+            self.counted = ((self.last_head or "", head or ""), _counts(*counting))
         self.taken_at = time.monotonic()
         last = self.last
         if (
@@ -218,7 +227,8 @@ class Snapshotter:
         message = _message(self.run_id, iteration, phase, ignored, self.worktree)
         parents = (head,) if head else ()
         commit = _commit_tree(self.top, tree, message, self.env, parents=parents)
-        run_git(self.top, "update-ref", ref, commit)
+        # The commit is written; its name follows while the daemon goes on (see `flush`).
+        self._pending.append(git_spawn(self.top, "update-ref", ref, commit))
         self._unpacked.append(commit)
         if len(self._unpacked) >= self.PACK_EVERY:
             self._pack()
@@ -226,10 +236,33 @@ class Snapshotter:
         self.last, self.last_head = snap, head
         return snap, head
 
+    def flush(self) -> None:
+        """Wait for the ref writes still running; GitError if one failed. Called before the
+        next snapshot, and when the run ends."""
+        pending, self._pending = self._pending, []
+        failed = [p for p in pending if p.wait() != 0]
+        if failed:
+            _, err = failed[0].communicate()
+            raise GitError(f"git update-ref failed: {_first_line(decode(err))}")
+
+    def _count_from(self, head: str | None) -> tuple[subprocess.Popen[bytes], ...] | None:
+        """Commits and files changed since the previous snapshot's HEAD, started alongside
+        `add -A` (at most 100 commits are counted, as commit_range_summary does)."""
+        before = self.last_head
+        if not before or not head or before == head:
+            return None
+        return (
+            git_spawn(self.top, "rev-list", "--max-count=100", f"{before}..{head}", "--"),
+            git_spawn(
+                self.top, "diff-tree", "-r", "-z", "--no-renames", "--name-only", before, head
+            ),
+        )
+
     def _pack(self) -> None:
         """Pack the refs and the snapshot commits written since the last time: thousands of
         loose ones make `recover --list` read thousands of files. What git gc does too (no
         ref's value and no object changes); trees and blobs stay for gc to pack."""
+        self.flush()
         ids = "\n".join(self._unpacked) + "\n"
         self._unpacked = []
         git_process(self.top, "pack-refs", "--all", check=False)
@@ -246,7 +279,7 @@ class Snapshotter:
             raise SnapshotError("no snapshot to name yet")
         ref = snapshot_ref(self.run_id, iteration, phase)
         if ref != last.ref:
-            run_git(self.top, "update-ref", ref, last.commit)
+            self._pending.append(git_spawn(self.top, "update-ref", ref, last.commit))
         return Snapshot(ref=ref, commit=last.commit, tree=last.tree, ignored=last.ignored)
 
     def _seed(self) -> None:
@@ -266,6 +299,13 @@ class Snapshotter:
         if proc.returncode != 0:
             raise GitError("git ls-files -o -i failed")
         return _matching_ignored(decode(out), self.prefix, self.globs)
+
+
+def _counts(log: subprocess.Popen[bytes], diff: subprocess.Popen[bytes]) -> tuple[int, int]:
+    commits, files = log.communicate()[0], diff.communicate()[0]
+    if log.returncode != 0 or diff.returncode != 0:
+        return 0, 0
+    return len(decode(commits).split()), sum(1 for p in decode(files).split("\0") if p)
 
 
 def worktree_id(git_dir: Path) -> str:

@@ -260,9 +260,11 @@ class LoopEffects:
             worktree_id,
         )
         from unattended.supervisor.run.begin import prune_archived_runs
+        from unattended.supervisor.run.iteration import flush_snapshots
 
         del status  # a done run no longer prunes more than any other
         paths, st = self.ctx.paths, self.ctx.state
+        flush_snapshots(self._warn)
         try:
             removed = prune_archived_runs(paths, self.ctx.settings.keep_runs)
             keep = {st.run_id}

@@ -122,23 +122,33 @@ def run_done_when(command: str, project: Path, env: Mapping[str, str]) -> bool:
 
 
 def count_commits(project: Path, before: str | None, after: str | None) -> tuple[int, int]:
-    """(commits, files changed) between two HEADs; zeros when unknown. Both git reads run
-    side by side (at most 100 commits are counted, as commit_range_summary does)."""
+    """(commits, files changed) between two HEADs; zeros when unknown. The run's Snapshotter
+    usually counted them while it took the after snapshot."""
     if not before or not after or before == after:
         return 0, 0
-    from unattended.supervisor.git.facts import GitError, decode, git_spawn
+    for (where, _, _), shooter in _SNAPSHOTTERS.items():
+        counted = shooter.counted
+        if where == str(project) and counted and counted[0] == (before, after):
+            return counted[1]
+    from unattended.supervisor.git.facts import GitError, commit_range_summary, files_changed
 
     try:
-        log = git_spawn(project, "rev-list", "--max-count=100", f"{before}..{after}", "--")
-        diff = git_spawn(
-            project, "diff-tree", "-r", "-z", "--no-renames", "--name-only", before, after
+        return len(commit_range_summary(project, before, after)), files_changed(
+            project, before, after
         )
-        commits, files = log.communicate()[0], diff.communicate()[0]
     except GitError:
         return 0, 0
-    if log.returncode != 0 or diff.returncode != 0:
-        return 0, 0
-    return len(decode(commits).split()), sum(1 for p in decode(files).split("\0") if p)
+
+
+def flush_snapshots(warn: Callable[[str], None]) -> None:
+    """Wait for the snapshot refs still being written (the run is ending)."""
+    from unattended.supervisor.git.facts import GitError
+
+    for shooter in _SNAPSHOTTERS.values():
+        try:
+            shooter.flush()
+        except GitError as exc:
+            warn(f"git snapshot failed: {exc}")
 
 
 def record_from_worker(

@@ -431,6 +431,7 @@ def test_snapshotter_writes_nothing_when_nothing_changed(tmp_path: Path) -> None
     again, _ = keeper.take(1, "after")
     # Same HEAD, same tree, same held-back files: the same commit, under both names.
     assert (again.commit, again.tree, again.ignored) == (first.commit, first.tree, first.ignored)
+    keeper.flush()  # the refs are written while the daemon goes on
     refs = git(repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/unattended/")
     assert refs.split() == [
         "refs/unattended/run1/0001-after", first.commit,
@@ -440,6 +441,7 @@ def test_snapshotter_writes_nothing_when_nothing_changed(tmp_path: Path) -> None
     write(repo, {"wip.txt": "more\n"})
     changed, _ = keeper.take(2, "after")
     assert changed.commit != first.commit and changed.ignored == (".env",)
+    keeper.flush()
     git(repo, "reset", "-q", "--hard")
     git(repo, "clean", "-q", "-fdx")
     res = restore_snapshot(repo, "run1/2-after", "back", with_ignored=True)
@@ -478,9 +480,13 @@ def test_prune_leaves_another_worktrees_runs(tmp_path: Path) -> None:
     other_git_dir = Path(git(other, "rev-parse", "--absolute-git-dir").strip())
     for run in ("mine-old", "mine-new"):
         write(repo, {"m.txt": run})
-        shooter(repo, run).take(1, "after")
+        keeper = shooter(repo, run)
+        keeper.take(1, "after")
+        keeper.flush()
     write(other, {"o.txt": "theirs\n"})
-    shooter(other, "theirs-live", git_dir=other_git_dir).take(1, "after")
+    theirs = shooter(other, "theirs-live", git_dir=other_git_dir)
+    theirs.take(1, "after")
+    theirs.flush()
 
     pruned = prune_snapshots(repo, keep_run_ids=["mine-new"], worktree=worktree_id(repo / ".git"))
     assert pruned == 1
@@ -501,3 +507,16 @@ def test_same_second_same_size_edit_is_captured(tmp_path: Path) -> None:
     time.sleep(1.05 - time.time() % 1)  # the copy of the index is made a second later
     shot = snap(repo)
     assert git(repo, "show", f"{shot.commit}:a.txt") == "b\n"
+
+
+def test_snapshotter_counts_the_commits_between_its_snapshots(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"a.txt": "a\n"})
+    keeper = shooter(repo)
+    _, before = keeper.take(1, "before")
+    assert keeper.counted is None
+    for n in (1, 2):
+        write(repo, {f"n{n}.txt": "x\n", "a.txt": f"{n}\n"})
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", f"c{n}")
+    _, after = keeper.take(1, "after")
+    assert keeper.counted == ((before, after), (2, 3))  # 2 commits; n1, n2 and a.txt changed
