@@ -121,7 +121,7 @@ def take_snapshot(
 
     Tracked and untracked files (respecting .gitignore), plus ignored files whose name
     matches `snapshot_ignored`, never `<project>/.unattended/`. The daemon takes its
-    snapshots through a `Snapshotter`, which keeps its index between them.
+    snapshots through a `Snapshotter`, which also skips unchanged ones.
     """
     git_dir = Path(git_dir)
     index = git_dir / f"unattended-snapshot-{os.getpid()}-{secrets.token_hex(4)}.index"
