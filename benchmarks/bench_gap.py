@@ -67,6 +67,9 @@ def gaps(base: Path, repos: list[Path]) -> list[float]:
     return found
 
 
+EXTRA_TOML: list[str] = []  # --toml lines, e.g. snapshot_ignored = []
+
+
 def make_repo(base: Path, env: dict[str, str], name: str, files: int) -> Path:
     """A committed repository of `files` files of ~10 KB, ready for both supervisors."""
     repo = base / name
@@ -78,10 +81,14 @@ def make_repo(base: Path, env: dict[str, str], name: str, files: int) -> Path:
         (sub / f"f{i}.txt").write_bytes(os.urandom(5120).hex().encode())
     (repo / "PROMPT.md").write_text("benchmark\n")
     # Fast fake workers would trip the storm breaker (6 launches a minute by default).
-    (repo / "unattended.toml").write_text("max_launches_per_minute = 1000\n")
+    toml = ["max_launches_per_minute = 1000", *EXTRA_TOML]
+    (repo / "unattended.toml").write_text("\n".join(toml) + "\n")
     subprocess.run(["git", "add", "-A"], cwd=repo, env=env, check=True)
     subprocess.run(["git", "commit", "-q", "-m", "files"], cwd=repo, env=env, check=True)
     peer.prepare_repo(repo, env)
+    # Packed, as a clone is: 20,000 loose objects would make every commit of the workers
+    # start `git gc --auto`, whose CPU both sides would then measure.
+    subprocess.run(["git", "repack", "-adq"], cwd=repo, env=env, check=True)
     return repo
 
 
@@ -119,7 +126,9 @@ def main() -> None:
     parser.add_argument("--daemon-iterations", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--code", type=Path, help="checkout of unattended to measure")
+    parser.add_argument("--toml", action="append", default=[], help="a line for our toml")
     args = parser.parse_args()
+    EXTRA_TOML.extend(args.toml)
     skip = peer.skip_reason()
     with tempfile.TemporaryDirectory(prefix="unattended-bench-") as tmp:
         base = Path(tmp)

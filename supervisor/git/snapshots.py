@@ -405,15 +405,23 @@ def _parse_ref(ref: str) -> tuple[str, int, str] | None:
 
 
 def prune_snapshots(
-    project: Path, keep_run_ids: Collection[str], worktree: str | None = None
+    project: Path,
+    keep_run_ids: Collection[str],
+    worktree: str | None = None,
+    only_run_ids: Collection[str] | None = None,
 ) -> int:
     """Delete the snapshot refs of every run not in `keep_run_ids`; return how many.
 
     With `worktree` (see `worktree_id`) only snapshots that work tree took are candidates:
     refs are shared by every work tree of a repository, and another one's runs (live or
     not) are its own business. Snapshots from before the work tree was recorded are kept.
+    With `only_run_ids`, only those runs' snapshots are candidates.
     """
     keep = {ref_safe_run_id(r) for r in keep_run_ids}
+    if only_run_ids is not None:
+        only = {ref_safe_run_id(r) for r in only_run_ids}
+        if not only:
+            return 0
     fmt = "%(refname)" + ("%00%(trailers:key=Unattended-Worktree,valueonly)" if worktree else "")
     out = run_git(project, "for-each-ref", f"--format={fmt}", REF_ROOT + "/")
     doomed = []
@@ -422,6 +430,8 @@ def prune_snapshots(
         rest = ref.removeprefix(REF_ROOT + "/")
         run = rest.rsplit("/", 1)[0] if "/" in rest else rest
         if run in keep or (worktree is not None and owner.strip() != worktree):
+            continue
+        if only_run_ids is not None and run not in only:
             continue
         doomed.append(ref)
     if doomed:

@@ -252,8 +252,10 @@ class LoopEffects:
     # ----- after the run ---------------------------------------------------------------
     def _prune(self, status: RunStatus) -> None:
         """Old archived runs beyond ``keep_runs`` go with their snapshot refs, whatever the
-        outcome; only this work tree's runs: another work tree of the repository shares the
-        refs, and its runs (maybe live) are not ours to prune. Never fatal: housekeeping."""
+        outcome; only those runs, and only this work tree's snapshots of them: another work
+        tree of the repository shares the refs, and its runs (maybe live) are not ours to
+        prune; a run whose archive a worker's `git clean` erased keeps its snapshots.
+        Never fatal: housekeeping."""
         from unattended.supervisor.git.snapshots import (
             Snapshotter,
             prune_snapshots,
@@ -267,10 +269,8 @@ class LoopEffects:
         flush_snapshots(self._warn)
         try:
             removed = prune_archived_runs(paths, self.ctx.settings.keep_runs)
-            keep = {st.run_id}
-            if paths.runs.is_dir():
-                keep |= {p.name for p in paths.runs.iterdir() if p.is_dir()}
-            pruned = prune_snapshots(self.ctx.project, keep, worktree_id(self.ctx.git_dir))
+            worktree = worktree_id(self.ctx.git_dir)
+            pruned = prune_snapshots(self.ctx.project, {st.run_id}, worktree, removed)
             (self.ctx.git_dir / Snapshotter.INDEX_NAME).unlink(missing_ok=True)
         except Exception as exc:  # noqa: BLE001 - housekeeping never changes the outcome
             self._warn(f"could not prune old runs or snapshots: {exc}")

@@ -488,7 +488,10 @@ def test_prune_leaves_another_worktrees_runs(tmp_path: Path) -> None:
     theirs.take(1, "after")
     theirs.flush()
 
-    pruned = prune_snapshots(repo, keep_run_ids=["mine-new"], worktree=worktree_id(repo / ".git"))
+    mine = worktree_id(repo / ".git")
+    # What a run ending in `repo` does: its archive dropped mine-old (keep_runs); theirs-live
+    # is named too, as if run ids collided across work trees: it still is not ours.
+    pruned = prune_snapshots(repo, ["mine-new"], mine, only_run_ids=["mine-old", "theirs-live"])
     assert pruned == 1
     runs = {s.run_id for s in list_snapshots(repo)}
     assert runs == {"mine-new", "theirs-live"}
@@ -520,3 +523,17 @@ def test_snapshotter_counts_the_commits_between_its_snapshots(tmp_path: Path) ->
         git(repo, "commit", "-q", "-m", f"c{n}")
     _, after = keeper.take(1, "after")
     assert keeper.counted == ((before, after), (2, 3))  # 2 commits; n1, n2 and a.txt changed
+
+
+def test_prune_only_the_runs_named(tmp_path: Path) -> None:
+    """A run whose archive is gone (a worker's `git clean -fdx`) keeps its snapshots."""
+    repo = make_repo(tmp_path / "r")
+    for run in ("gone-archive", "dropped"):
+        write(repo, {"m.txt": run})
+        keeper = shooter(repo, run)
+        keeper.take(1, "after")
+        keeper.flush()
+    mine = worktree_id(repo / ".git")
+    assert prune_snapshots(repo, ["current"], mine, only_run_ids=[]) == 0
+    assert prune_snapshots(repo, ["current"], mine, only_run_ids=["dropped"]) == 1
+    assert {s.run_id for s in list_snapshots(repo)} == {"gone-archive"}
