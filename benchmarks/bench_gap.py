@@ -86,9 +86,12 @@ def make_repo(base: Path, env: dict[str, str], name: str, files: int) -> Path:
     subprocess.run(["git", "add", "-A"], cwd=repo, env=env, check=True)
     subprocess.run(["git", "commit", "-q", "-m", "files"], cwd=repo, env=env, check=True)
     peer.prepare_repo(repo, env)
-    # Packed, as a clone is: 20,000 loose objects would make every commit of the workers
-    # start `git gc --auto`, whose CPU both sides would then measure.
+    # Packed, as a clone is, and no automatic gc: a worker's commit would otherwise start
+    # `git gc --auto` in the background, holding the worker's stdout, and both sides would
+    # measure git's housekeeping (up to a second) instead of their own.
     subprocess.run(["git", "repack", "-adq"], cwd=repo, env=env, check=True)
+    for key, value in (("gc.auto", "0"), ("maintenance.auto", "false")):
+        subprocess.run(["git", "config", key, value], cwd=repo, env=env, check=True)
     return repo
 
 

@@ -227,7 +227,8 @@ class Snapshotter:
         message = _message(self.run_id, iteration, phase, ignored, self.worktree)
         parents = (head,) if head else ()
         commit = _commit_tree(self.top, tree, message, self.env, parents=parents)
-        # The commit is written; its name follows while the daemon goes on (see `flush`).
+        # The commit is written; its name follows while the daemon records the iteration
+        # (see `flush`: waited for before the next snapshot or name, so before any worker).
         self._pending.append(git_spawn(self.top, "update-ref", ref, commit))
         self._unpacked.append(commit)
         if len(self._unpacked) >= self.PACK_EVERY:
@@ -278,8 +279,9 @@ class Snapshotter:
         if last is None:
             raise SnapshotError("no snapshot to name yet")
         ref = snapshot_ref(self.run_id, iteration, phase)
+        self.flush()  # no child of ours may outlive this: the next worker would adopt it
         if ref != last.ref:
-            self._pending.append(git_spawn(self.top, "update-ref", ref, last.commit))
+            run_git(self.top, "update-ref", ref, last.commit)
         return Snapshot(ref=ref, commit=last.commit, tree=last.tree, ignored=last.ignored)
 
     def _seed(self) -> None:

@@ -96,6 +96,8 @@ def git_point(
         if phase == "before" and recent:
             return GitPoint(head=shooter.last_head, tree=shooter.alias(number, phase).tree)
         snap, head = shooter.take(number, phase)
+        if phase == "before":
+            shooter.flush()  # a worker starts next: it must not adopt our `git update-ref`
         return GitPoint(head=head, tree=snap.tree)
     except (GitError, OSError) as exc:
         warn(f"git snapshot ({phase}) failed: {exc}")
