@@ -86,6 +86,7 @@ def make_repo(base: Path, env: dict[str, str], name: str) -> Path:
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "unattended", *args],
+        cwd=env["HOME"],  # not this checkout: `-m` puts the cwd first on sys.path
         env=env,
         capture_output=True,
         text=True,

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from unattended.contracts.setting_help import STAGGER_HELP
+
 PERMISSION_MODES = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "plan")
 DEFAULT_PROTECTED_BRANCHES = ("main", "master", "develop", "trunk")
 SETTINGS_FILE = "unattended.toml"
@@ -85,6 +87,7 @@ class Settings(BaseModel):
 
     # many runs (issue 7)
     max_parallel_workers: int | None = Field(None, ge=1, le=1000)
+    start_stagger_s: float = Field(3.0, ge=0, le=600, description=STAGGER_HELP)
 
     # the night's work leaves the machine (issue 15)
     on_done: Literal["print", "push", "pr"] = "print"

@@ -45,7 +45,7 @@ def make_demo_repo(base: Path) -> tuple[Path, Path]:
 def run_demo(steps: int) -> int:
     from unattended.contracts.paths import RunPaths
     from unattended.supervisor.cli.logs import follow_file
-    from unattended.supervisor.cli.start import StartOptions, run_start
+    from unattended.supervisor.cli.start_run import StartOptions, run_start
     from unattended.supervisor.records.liveness import pid_is_alive
     from unattended.supervisor.records.state import read_state
 

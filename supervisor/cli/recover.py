@@ -76,7 +76,7 @@ def _print_list(project: Path, json_out: bool = False) -> None:
     from unattended.supervisor.git.snapshots import list_snapshots
 
     top = locate_repo(project)[0]
-    snaps = list_snapshots(top)
+    snaps = list_snapshots(top, with_subject=False)
     if json_out:
         import json
 
@@ -98,10 +98,10 @@ def _print_list(project: Path, json_out: bool = False) -> None:
         for s in snaps
     ]
     width = max(len("REF"), *(len(r[0]) for r in rows))
-    typer.echo(f"{'REF':<{width}}  {'DATE':<19}  COMMIT")
-    for ref, date, commit in rows:
-        typer.echo(f"{ref:<{width}}  {date:<19}  {commit}")
-    typer.echo("\nrestore one with: unattended recover --restore REF --to-branch NAME")
+    lines = [f"{'REF':<{width}}  {'DATE':<19}  COMMIT"]
+    lines += [f"{ref:<{width}}  {date:<19}  {commit}" for ref, date, commit in rows]
+    lines.append("\nrestore one with: unattended recover --restore REF --to-branch NAME")
+    typer.echo("\n".join(lines))  # one write: a 10,000-iteration run lists 20,000 lines
 
 
 def _restore(project: Path, ref: str, branch: str, with_ignored: bool) -> None:

@@ -165,8 +165,9 @@ def stop_all(now: bool, wait: bool, timeout: float | None, *, root: Path | None 
         with contextlib.redirect_stdout(buffer):
             try:
                 rc = request_stop(Path(row.project), now, False, None, name_project=False)
-            except typer.Exit as exc:  # e.g. an unreadable state.json: go on with the others
-                rc = exc.exit_code
+            except (typer.Exit, SystemExit) as exc:  # e.g. an unreadable state.json: go on
+                code = getattr(exc, "exit_code", getattr(exc, "code", 1))
+                rc = code if isinstance(code, int) else 1
         said = "; ".join(line for line in buffer.getvalue().splitlines() if line.strip())
         typer.echo(f"{row.project} (pid {row.pid}): {said or 'stop requested'}")
         code = max(code, rc)

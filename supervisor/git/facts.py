@@ -86,6 +86,26 @@ def git_process(
     return proc
 
 
+def git_spawn(
+    project: Path, *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `git -C project ARGS` (stdin /dev/null, output piped) so that independent git
+    reads can run side by side; collect with `communicate()`. Raises GitError like
+    `git_process` when git cannot be run."""
+    try:
+        return subprocess.Popen(
+            ["git", "-C", str(project), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=git_env(env),
+        )
+    except FileNotFoundError:
+        raise GitError("git is not installed or not on PATH") from None
+    except OSError as exc:
+        raise GitError(f"cannot run git: {exc}") from None
+
+
 def run_git(
     project: Path,
     *args: str,
@@ -132,15 +152,18 @@ class RepoFacts:
 
 
 def gather_repo_facts(
-    project: Path, dirty_whitelist: Sequence[str] = DEFAULT_DIRTY_WHITELIST
+    project: Path,
+    dirty_whitelist: Sequence[str] = DEFAULT_DIRTY_WHITELIST,
+    located: tuple[Path, Path, Path] | None = None,
 ) -> RepoFacts:
-    """Two git calls: where the repo is, then `status --porcelain=v2 --branch -z`.
+    """Two git calls: where the repo is (unless ``located`` says: see ``locate_repo``), then
+    `status --porcelain=v2 --branch -z`.
 
     Dirty paths leave out `<project>/.unattended/` and paths matching `dirty_whitelist`
     (fnmatch globs, `*` crossing '/', against paths relative to the project; paths
     outside a project that is a subdirectory are never whitelisted).
     """
-    top, git_dir, common_dir = locate_repo(project)
+    top, git_dir, common_dir = located or locate_repo(project)
     out = run_git(
         top,
         "status",

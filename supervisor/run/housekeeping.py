@@ -1,5 +1,5 @@
-"""After a run: archived runs beyond ``keep_runs`` go with their snapshot refs; a successful run
-keeps only its own snapshots. Never fatal: it is housekeeping."""
+"""Housekeeping, never fatal: after a run, archived runs beyond ``keep_runs`` go with their
+snapshot refs; before each worker, raw logs beyond ``max_logs_mb``."""
 
 from __future__ import annotations
 
@@ -8,25 +8,24 @@ from pathlib import Path
 
 from unattended.contracts.paths import RunPaths
 from unattended.contracts.settings import Settings
-from unattended.contracts.status import RunStatus
 
 
 def prune_after_run(
     paths: RunPaths,
     keep_runs: int,
     run_id: str,
-    status: RunStatus,
-    prune_snapshots: Callable[[Collection[str]], int],
+    prune_snapshots: Callable[[Collection[str], Collection[str]], int],
 ) -> str | None:
-    """Prune; returns the run.log line saying what went (None when nothing did).
-    Raises what the pruning raised: the caller logs it as a warning."""
+    """Prune archived runs beyond ``keep_runs`` and, of their snapshots, only this work tree's
+    (``prune_snapshots(keep, only)``): another work tree of the repository shares the refs, and
+    its runs (maybe live) are not ours to prune; a run whose archive a worker's `git clean`
+    erased keeps its snapshots. Whatever the outcome: a done run prunes no more than another.
+    Returns the run.log line saying what went (None when nothing did); raises what the pruning
+    raised (the caller logs it as a warning)."""
     from unattended.supervisor.run.begin import prune_archived_runs
 
     removed = prune_archived_runs(paths, keep_runs)
-    keep = {run_id}
-    if status is not RunStatus.DONE and paths.runs.is_dir():
-        keep |= {p.name for p in paths.runs.iterdir() if p.is_dir()}
-    pruned = prune_snapshots(keep)
+    pruned = prune_snapshots({run_id}, removed)
     if not removed and not pruned:
         return None
     return f"pruned {len(removed)} archived run(s) and {pruned} old snapshot ref(s)"

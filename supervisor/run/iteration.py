@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from unattended.contracts.iteration import GitPoint, IterationRecord, RateLimitSeen
 from unattended.contracts.names import ENV_ITERATION, ENV_PROJECT, ENV_RUN_ID
@@ -79,6 +81,15 @@ def _reachable_cli(env: dict[str, str]) -> None:
         env["PATH"] = f"{path}{os.pathsep}{bin_dir}" if path else str(bin_dir)
 
 
+# One Snapshotter per run for the daemon's life: it keeps the index that makes the next
+# snapshot cheap (see supervisor.git.snapshots.Snapshotter).
+_SNAPSHOTTERS: dict[tuple[str, str, str], Any] = {}
+# The "after" snapshot of an iteration is the next one's "before" (one more ref to the same
+# commit) when nothing but the daemon's own bookkeeping ran in between (no wait, no stagger):
+# no second walk of the tree.
+REUSE_AFTER_WITHIN_S = 1.0
+
+
 def git_point(
     project: Path,
     git_dir: Path,
@@ -90,15 +101,25 @@ def git_point(
 ) -> GitPoint:
     """Snapshot the whole work tree (so a worker's `git reset --hard` costs one iteration at
     most) and return HEAD plus the tree hash, the supervisor's evidence of progress."""
-    from unattended.supervisor.git.facts import GitError, run_git
-    from unattended.supervisor.git.snapshots import take_snapshot
+    from unattended.supervisor.git.facts import GitError
+    from unattended.supervisor.git.snapshots import Snapshotter
 
+    key = (str(project), str(git_dir), run_id)
     try:
-        snap = take_snapshot(
-            project, git_dir, run_id, number, phase, tuple(settings.snapshot_ignored)
+        shooter = _SNAPSHOTTERS.get(key)
+        if shooter is None:
+            shooter = Snapshotter(project, git_dir, run_id, tuple(settings.snapshot_ignored))
+            _SNAPSHOTTERS[key] = shooter
+        shooter.globs = tuple(settings.snapshot_ignored)
+        recent = shooter.last is not None and (
+            time.monotonic() - shooter.taken_at < REUSE_AFTER_WITHIN_S
         )
-        head = run_git(project, "rev-parse", "-q", "--verify", "HEAD", check=False).strip()
-        return GitPoint(head=head or None, tree=snap.tree)
+        if phase == "before" and recent:
+            return GitPoint(head=shooter.last_head, tree=shooter.alias(number, phase).tree)
+        snap, head = shooter.take(number, phase)
+        if phase == "before":
+            shooter.flush()  # a worker starts next: it must not adopt our `git update-ref`
+        return GitPoint(head=head, tree=snap.tree)
     except (GitError, OSError) as exc:
         warn(f"git snapshot ({phase}) failed: {exc}")
         return GitPoint()
@@ -129,9 +150,14 @@ def run_done_when(
 
 
 def count_commits(project: Path, before: str | None, after: str | None) -> tuple[int, int]:
-    """(commits, files changed) between two HEADs; zeros when unknown."""
+    """(commits, files changed) between two HEADs; zeros when unknown. The run's Snapshotter
+    usually counted them while it took the after snapshot."""
     if not before or not after or before == after:
         return 0, 0
+    for (where, _, _), shooter in _SNAPSHOTTERS.items():
+        counted = shooter.counted
+        if where == str(project) and counted and counted[0] == (before, after):
+            return counted[1]
     from unattended.supervisor.git.facts import GitError, commit_range_summary, files_changed
 
     try:
@@ -140,6 +166,17 @@ def count_commits(project: Path, before: str | None, after: str | None) -> tuple
         )
     except GitError:
         return 0, 0
+
+
+def flush_snapshots(warn: Callable[[str], None]) -> None:
+    """Wait for the snapshot refs still being written (the run is ending)."""
+    from unattended.supervisor.git.facts import GitError
+
+    for shooter in _SNAPSHOTTERS.values():
+        try:
+            shooter.flush()
+        except GitError as exc:
+            warn(f"git snapshot failed: {exc}")
 
 
 def record_from_worker(

@@ -585,13 +585,13 @@ class RelayLoop:
     def _prune(self, status: RunStatus) -> None:
         from unattended.supervisor.run.housekeeping import prune_after_run
 
-        st = self.ctx.state
+        del status  # a done run prunes no more than any other
+        it.flush_snapshots(self._warn)  # the snapshot refs still being written
         try:
             line = prune_after_run(
                 self.ctx.paths,
                 self.ctx.settings.keep_runs,
-                st.run_id,
-                status,
+                self.ctx.state.run_id,
                 self.git.prune_snapshots,
             )
         except Exception as exc:  # noqa: BLE001 - housekeeping never changes the outcome

@@ -132,7 +132,9 @@ class GitEvidence(Protocol):
 
     def commit_subjects(self, before: str | None, after: str | None) -> list[tuple[str, str]]: ...
 
-    def prune_snapshots(self, keep_run_ids: Collection[str]) -> int: ...
+    def prune_snapshots(self, keep_run_ids: Collection[str], only_run_ids: Collection[str]) -> int:
+        """Delete this work tree's snapshot refs of ``only_run_ids`` not in ``keep_run_ids``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,10 @@ class RepoGitEvidence:
 
         return commit_range_summary(self.project, before, after)
 
-    def prune_snapshots(self, keep_run_ids: Collection[str]) -> int:
-        from unattended.supervisor.git.snapshots import prune_snapshots
+    def prune_snapshots(self, keep_run_ids: Collection[str], only_run_ids: Collection[str]) -> int:
+        from unattended.supervisor.git.snapshots import Snapshotter, prune_snapshots, worktree_id
 
-        return prune_snapshots(self.project, keep_run_ids)
+        worktree = worktree_id(self.git_dir)
+        pruned = prune_snapshots(self.project, keep_run_ids, worktree, only_run_ids)
+        (self.git_dir / Snapshotter.INDEX_NAME).unlink(missing_ok=True)
+        return pruned

@@ -83,13 +83,20 @@ def tracked_symlinks(project: Path) -> tuple[str, ...]:
     return tuple(links)
 
 
-def gather(project: Path, settings: Settings, environ: dict[str, str]) -> Gathered:
+def gather(
+    project: Path,
+    settings: Settings,
+    environ: dict[str, str],
+    located: tuple[Path, Path, Path] | None = None,
+) -> Gathered:
+    """``located``: where the repository is, when the caller already asked git (see
+    ``facts.locate_repo``), so it is not asked twice."""
     from unattended.safety.preflight import PreflightFacts
     from unattended.supervisor.git.facts import NotAGitRepo, gather_repo_facts
 
     git_dir: Path | None = None
     try:
-        repo = gather_repo_facts(project, tuple(settings.dirty_whitelist))
+        repo = gather_repo_facts(project, tuple(settings.dirty_whitelist), located)
         in_repo, branch, detached, dirty = True, repo.branch, repo.detached, repo.dirty_paths
         git_dir = repo.git_dir
     except NotAGitRepo:

@@ -16,8 +16,9 @@ When the state directory is unusable the pool fails *open* (``try_acquire`` retu
 
 Stagger: ``stagger_delay`` reserves a start time at least ``min_gap_s`` after the latest start
 reserved by any *other* daemon, in ``<state dir>/last-start`` (a small JSON map updated under
-its own lock), so a morning of parallel starts does not trip rate limits. A daemon's own
-consecutive workers are never delayed by it.
+its own lock), so a herd of starts (many runs begun at once, or waking at the same usage-limit
+reset) does not trip rate limits. The loop asks for it only then (``start_stagger_s``); a
+daemon's ordinary iterations neither wait for nor reserve a start.
 """
 
 from __future__ import annotations

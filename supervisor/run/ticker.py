@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 HEARTBEAT_S = 25.0  # the issue asks for at least every 30 s
 TICK_S = 1.0
-STAGGER_GAP_S = 3.0  # worker starts across this user's daemons are at least this far apart
 
 
 class Ticker:
@@ -44,6 +43,9 @@ class Ticker:
         self.sd = sd
         self.stop_requested = False
         self.worker: WorkerHandle | None = None  # the running worker, for signals
+        # The next worker may start together with other daemons' (the run's first, or after a
+        # wait they may all wake up from): it takes the start stagger. Ordinary iterations don't.
+        self.herd_risk = True
         # A WatchdogSec= shorter than our tick would be missed: tick at least that often.
         self.tick_s = min(TICK_S, sd.watchdog_interval_s or TICK_S)
 
@@ -141,6 +143,7 @@ class Ticker:
     def wait(self, verdict: Verdict) -> None:
         """A WAIT verdict: on disk as ``resume_at`` (a resumed run honours it), then ticks."""
         rec = self.recorder
+        self.herd_risk = True  # other daemons may wake up at the same instant (a limit reset)
         until = verdict.wait_until or self.clock.time()
         resume_at = datetime.fromtimestamp(until, UTC)
         rec.set(RunStatus.WAITING, resume_at=resume_at)
@@ -156,8 +159,9 @@ class Ticker:
             stop = self.pause(min(self.tick_s, max(0.05, until - self.clock.time())))
 
     def await_worker_slot(self, slots: Slots) -> bool:
-        """Wait for a slot of ``max_parallel_workers`` and for the start stagger. False when a
-        stop arrived or the deadline passed meanwhile (the gate then ends the run)."""
+        """Wait for a slot of ``max_parallel_workers`` and, when a herd of daemons may start
+        workers together (see ``herd_risk``), for the start stagger. False when a stop arrived
+        or the deadline passed meanwhile (the gate then ends the run)."""
         logged = False
         while not slots.try_acquire():
             if not logged:
@@ -168,7 +172,11 @@ class Ticker:
                 logged = True
             if self.pause(self.tick_s):
                 return False
-        delay = slots.stagger_delay(self.clock.time(), STAGGER_GAP_S)
+        delay = 0.0
+        stagger = self.ctx.settings.start_stagger_s
+        if self.herd_risk and stagger > 0:
+            delay = slots.stagger_delay(self.clock.time(), stagger)
+        self.herd_risk = False
         if slots.last_error:
             self.recorder.warn(slots.last_error)  # the pool failed open: say so once
             slots.last_error = None

@@ -66,7 +66,13 @@ def write_worker_settings(paths: RunPaths, hook_command: list[str]) -> Path:
     """Write ``.unattended/worker-settings.json`` (0600, atomically) and return its path."""
     ensure_private_dir(paths.root)
     target = paths.worker_settings
-    atomic_write(target, json.dumps(settings_document(hook_command), indent=2) + "\n")
+    text = json.dumps(settings_document(hook_command), indent=2) + "\n"
+    try:  # the same every iteration: an atomic write (two fsyncs) only when it differs
+        if not target.is_symlink() and target.read_text(encoding="utf-8") == text:
+            return target
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write(target, text)
     return target
 
 

@@ -273,6 +273,7 @@ def test_seed_details_of_the_ledger(env: dict, tmp_path: Path) -> None:
     """init --model, check against the ledger's budget, record --done, the alert lines, --json
     on every ledger command (issue 14: the seeds' protocol, item 4)."""
     p = ["--project", str(tmp_path)]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], env=env, check=True)  # records: .git
     init = budget(["init", "--model", "claude-opus-4-8[1m]", "--json", *p], env)
     assert json.loads(init.stdout)["budget"] == 1_000_000
     assert budget(["init", "--model", "gpt-4", *p], env).returncode == 2
@@ -280,7 +281,6 @@ def test_seed_details_of_the_ledger(env: dict, tmp_path: Path) -> None:
     # check uses the ledger's budget (was: 990/70,000 tokens of the default 200,000)
     check = budget(["check", "990"], env, cwd=tmp_path)
     assert check.returncode == 1 and check.stdout.strip().endswith("- 990/350 tokens")
-    subprocess.run(["git", "init", "-q", str(tmp_path)], env=env, check=True)
     sub = tmp_path / "src"
     sub.mkdir()  # from a subdirectory of the work tree: the same ledger
     assert budget(["check", "300", "--threshold", "35"], env, cwd=sub).stdout.strip() == (

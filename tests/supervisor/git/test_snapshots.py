@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,11 @@ import pytest
 from unattended.supervisor.git.restore import restore_snapshot
 from unattended.supervisor.git.snapshots import (
     SnapshotError,
+    Snapshotter,
     list_snapshots,
     prune_snapshots,
     take_snapshot,
+    worktree_id,
 )
 
 IGN = (".env", ".env.*")
@@ -374,3 +377,163 @@ def test_list_and_prune(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert prune_snapshots(repo, keep_run_ids=[]) == 2
     assert list_snapshots(repo) == []
     assert git(repo, "for-each-ref", "refs/heads").count("\n") == 1  # branches untouched
+
+
+# ----- the daemon's Snapshotter: a kept index, unchanged snapshots not written twice -----
+
+
+def shooter(repo: Path, run: str = "run1", ign=IGN, git_dir: Path | None = None) -> Snapshotter:
+    return Snapshotter(repo, git_dir or repo / ".git", run, ign)
+
+
+def test_snapshotter_trees_equal_one_shot_snapshots(tmp_path: Path) -> None:
+    """The kept index gives exactly the tree a fresh one would, through every kind of change,
+    including the worker staging an ignored file and deleting a force-added secret."""
+    repo = make_repo(tmp_path / "r", {"a.txt": "a\n", "sub/b.txt": "b\n"})
+    keeper = shooter(repo)
+    steps = [
+        {},
+        {"u.txt": "untracked\n"},
+        {".env": "S=1\n", "sub/b.txt": "B\n"},
+        {"build/out.o": "ignored\n"},
+        "git add -f build/out.o",  # tracked although ignored: the real index says so
+        "rm .env",
+        {"sub/deep/n.txt": "new dir\n", "a.txt": "A\n"},
+        "git commit -q -am next",
+        "rm u.txt",
+        {"later.txt": "untracked, then ignored\n"},
+        {".gitignore": ".env*\nbuild/\n*.log\nlater.txt\n"},  # the worker ignores it
+    ]
+    for n, step in enumerate(steps, start=1):
+        if isinstance(step, str):
+            cmd, *args = step.split()
+            if cmd == "rm":
+                (repo / args[0]).unlink()
+            else:
+                git(repo, *args)
+        else:
+            write(repo, step)
+        kept, head = keeper.take(n, "after")
+        fresh = snap(repo, run="fresh", it=n, phase="after")
+        assert kept.tree == fresh.tree, step
+        assert kept.ignored == fresh.ignored, step
+        assert head == git(repo, "rev-parse", "HEAD").strip()
+    assert "build/out.o" in tree_paths(repo, kept.commit)
+    assert ".env" not in tree_paths(repo, kept.commit)
+    assert user_state(repo)["staged"] == git(repo, "ls-files", "-s")  # the user's index as is
+
+
+def test_snapshotter_writes_nothing_when_nothing_changed(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r")
+    write(repo, {"wip.txt": "work in progress\n", ".env": "S=1\n"})
+    keeper = shooter(repo)
+    first, _ = keeper.take(1, "before")
+    again, _ = keeper.take(1, "after")
+    # Same HEAD, same tree, same held-back files: the same commit, under both names.
+    assert (again.commit, again.tree, again.ignored) == (first.commit, first.tree, first.ignored)
+    keeper.flush()  # the refs are written while the daemon goes on
+    refs = git(repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/unattended/")
+    assert refs.split() == [
+        "refs/unattended/run1/0001-after", first.commit,
+        "refs/unattended/run1/0001-before", first.commit,
+    ]  # fmt: skip
+    assert git(repo, "rev-list", "--count", "--all", "--glob=refs/unattended/*").strip() == "2"
+    write(repo, {"wip.txt": "more\n"})
+    changed, _ = keeper.take(2, "after")
+    assert changed.commit != first.commit and changed.ignored == (".env",)
+    keeper.flush()
+    git(repo, "reset", "-q", "--hard")
+    git(repo, "clean", "-q", "-fdx")
+    res = restore_snapshot(repo, "run1/2-after", "back", with_ignored=True)
+    assert res.written == (".env",)
+    assert git(repo, "show", "back:wip.txt") == "more\n"
+    assert ".env" not in tree_paths(repo, "back")
+
+
+def test_snapshotter_packs_its_refs(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r")
+    keeper = shooter(repo)
+    keeper.PACK_EVERY = 3
+    for n in range(1, 4):
+        write(repo, {"f.txt": f"{n}\n"})
+        keeper.take(n, "after")
+    packed = (repo / ".git" / "packed-refs").read_text()
+    assert "refs/unattended/run1/0003-after" in packed
+    assert not (repo / ".git" / "refs" / "unattended").exists() or not any(
+        (repo / ".git" / "refs" / "unattended").rglob("*-after")
+    )
+    assert len(list_snapshots(repo, "run1")) == 3
+    for info in list_snapshots(repo, "run1"):  # the commits are in a pack, not loose
+        loose = repo / ".git" / "objects" / info.commit[:2] / info.commit[2:]
+        assert not loose.exists()
+        assert git(repo, "cat-file", "-t", info.commit).strip() == "commit"
+    res = restore_snapshot(repo, "run1/0002-after", "two")
+    assert git(repo, "show", f"{res.branch}:f.txt") == "2\n"
+
+
+def test_prune_leaves_another_worktrees_runs(tmp_path: Path) -> None:
+    """Two work trees of one repository share refs/unattended/: pruning in one of them
+    (as a run ending `done` does) never deletes the other's snapshots, live or not."""
+    repo = make_repo(tmp_path / "r")
+    other = tmp_path / "other"
+    git(repo, "worktree", "add", "-q", "-b", "side", str(other))
+    other_git_dir = Path(git(other, "rev-parse", "--absolute-git-dir").strip())
+    for run in ("mine-old", "mine-new"):
+        write(repo, {"m.txt": run})
+        keeper = shooter(repo, run)
+        keeper.take(1, "after")
+        keeper.flush()
+    write(other, {"o.txt": "theirs\n"})
+    theirs = shooter(other, "theirs-live", git_dir=other_git_dir)
+    theirs.take(1, "after")
+    theirs.flush()
+
+    mine = worktree_id(repo / ".git")
+    # What a run ending in `repo` does: its archive dropped mine-old (keep_runs); theirs-live
+    # is named too, as if run ids collided across work trees: it still is not ours.
+    pruned = prune_snapshots(repo, ["mine-new"], mine, only_run_ids=["mine-old", "theirs-live"])
+    assert pruned == 1
+    runs = {s.run_id for s in list_snapshots(repo)}
+    assert runs == {"mine-new", "theirs-live"}
+    assert git(repo, "show", "refs/unattended/theirs-live/0001-after:o.txt") == "theirs\n"
+    assert worktree_id(repo / ".git") != worktree_id(other_git_dir)
+
+
+def test_same_second_same_size_edit_is_captured(tmp_path: Path) -> None:
+    """git tells an edit within the second of `git add` from no edit only by the index file's
+    own mtime (a "racy" entry): the snapshot's copy of the index must keep that mtime."""
+    repo = make_repo(tmp_path / "r", {"README.md": "hi\n"})
+    time.sleep(1.05 - time.time() % 1)  # just after a second boundary: what follows fits in it
+    write(repo, {"a.txt": "a\n"})
+    git(repo, "add", "a.txt")
+    write(repo, {"a.txt": "b\n"})  # same size, same second: only the racy check sees it
+    time.sleep(1.05 - time.time() % 1)  # the copy of the index is made a second later
+    shot = snap(repo)
+    assert git(repo, "show", f"{shot.commit}:a.txt") == "b\n"
+
+
+def test_snapshotter_counts_the_commits_between_its_snapshots(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"a.txt": "a\n"})
+    keeper = shooter(repo)
+    _, before = keeper.take(1, "before")
+    assert keeper.counted is None
+    for n in (1, 2):
+        write(repo, {f"n{n}.txt": "x\n", "a.txt": f"{n}\n"})
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", f"c{n}")
+    _, after = keeper.take(1, "after")
+    assert keeper.counted == ((before, after), (2, 3))  # 2 commits; n1, n2 and a.txt changed
+
+
+def test_prune_only_the_runs_named(tmp_path: Path) -> None:
+    """A run whose archive is gone (a worker's `git clean -fdx`) keeps its snapshots."""
+    repo = make_repo(tmp_path / "r")
+    for run in ("gone-archive", "dropped"):
+        write(repo, {"m.txt": run})
+        keeper = shooter(repo, run)
+        keeper.take(1, "after")
+        keeper.flush()
+    mine = worktree_id(repo / ".git")
+    assert prune_snapshots(repo, ["current"], mine, only_run_ids=[]) == 0
+    assert prune_snapshots(repo, ["current"], mine, only_run_ids=["dropped"]) == 1
+    assert {s.run_id for s in list_snapshots(repo)} == {"gone-archive"}

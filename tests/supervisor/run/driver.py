@@ -249,7 +249,7 @@ class ScriptedGit:
     def commit_subjects(self, before: str | None, after: str | None) -> list[tuple[str, str]]:
         return [] if before == after else [("0" * 40, "scripted commit")]
 
-    def prune_snapshots(self, keep_run_ids: Any) -> int:
+    def prune_snapshots(self, keep_run_ids: Any, only_run_ids: Any = ()) -> int:
         self.pruned_keep.append(set(keep_run_ids))
         return 0
 
