@@ -67,6 +67,9 @@ def make_project(root: Path) -> tuple[Path, Path]:
     _git(project, "commit", "-q", "-m", "initial")
     (project / "PROMPT.md").write_text("Fix the tests.\n")
     (project / ".unattended").mkdir(mode=0o700)
+    from unattended.contracts.paths import RunPaths
+
+    RunPaths(project).records.mkdir(mode=0o700)  # the git dir's .unattended: state, budget...
     return project, home
 
 

@@ -24,7 +24,7 @@ kube_app = typer.Typer(
 
 KUBECTL_TIMEOUT_S = 30.0
 # `start` options that are about this machine's invocation, not the run in the pod.
-NOT_FOR_THE_POD = ("project", "foreground", "dry_run", "resume", "json_out")
+NOT_FOR_THE_POD = ("project", "foreground", "dry_run", "resume", "resume_or_start", "json_out")
 
 
 def _kube_parameters() -> list[inspect.Parameter]:

@@ -33,6 +33,7 @@ from unattended.contracts.names import (
     ENV_DEADLINE_WARN_S,
     ENV_ITERATION,
     ENV_PROJECT,
+    ENV_RECORDS_DIR,
     ENV_STATE_DIR,
     ENV_STOP_PCT,
     ENV_WARN_PCT,
@@ -106,9 +107,10 @@ def _init_model(environ: dict[str, str], state_dir: str | None) -> str | None:
     """The model the stream's init event names (``claude-opus-4-8[1m]``…), read from the head
     of this iteration's stdout log, which the daemon writes as the worker prints it."""
     iteration = environ.get(ENV_ITERATION, "")
-    if not state_dir or not iteration.isdigit():
+    records = environ.get(ENV_RECORDS_DIR) or state_dir
+    if not records or not iteration.isdigit():
         return None
-    path = os.path.join(state_dir, "iterations", f"{int(iteration):04d}.jsonl")
+    path = os.path.join(records, "iterations", f"{int(iteration):04d}.jsonl")
     try:
         with open(path, "rb") as f:
             head = f.read(INIT_HEAD_BYTES)

@@ -169,6 +169,8 @@ def export_textfile(ctx, warn: Callable[[str], None]) -> None:  # noqa: ANN001 -
         context_ratio=context_ratio(ctx.paths.context_meter),
     )
     try:
+        if not target.parent.is_dir():  # node_exporter's directory: ours to fill, not to make
+            raise FileNotFoundError(2, "No such directory", str(target.parent))
         atomic_write(target, render([sample]), mode=TEXTFILE_MODE)
     except OSError as exc:
         if str(target) not in _failed:

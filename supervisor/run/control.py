@@ -77,8 +77,9 @@ def write_request(
 def _request_lock(paths: RunPaths) -> Iterator[None]:
     import fcntl
 
-    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(paths.root / LOCK_NAME, flags, 0o600)
+    from unattended.supervisor.records.fsio import open_private_file
+
+    fd = open_private_file(paths.root / LOCK_NAME, os.O_RDWR | os.O_CREAT)  # never via a link
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

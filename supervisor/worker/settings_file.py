@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from unattended.contracts.names import (
     ENV_CONTEXT_SOURCE,
     ENV_CONTEXT_WINDOW,
+    ENV_RECORDS_DIR,
     ENV_STATE_DIR,
     ENV_STOP_PCT,
     ENV_WARN_PCT,
@@ -90,4 +91,5 @@ def hook_env(settings: Settings, window: int, paths: RunPaths | None = None) -> 
         env[ENV_WINDOW_PINNED] = "1"  # the user's window wins over what the init event names
     if paths is not None:
         env[ENV_STATE_DIR] = str(paths.root)
+        env[ENV_RECORDS_DIR] = str(paths.records)  # where the worker's raw stdout log is
     return env

@@ -13,6 +13,7 @@ import pytest
 from tests.e2e.real_cli.conftest import claude_version
 from tests.e2e.real_cli.test_supervisor_real_cli import start_foreground
 from tests.fakes.fake_api import FakeAnthropic, Turn, Usage
+from unattended.contracts.paths import RunPaths
 
 # The figures the measurements used (/work/notes/cli-facts-332.md §2); on claude-sonnet-4-6
 # both versions price one call at $0.012225 ($3/$15 per million, 1.25x writes, 0.1x reads).
@@ -28,7 +29,7 @@ CALL_COST = 0.012225
 def _results(repo: Path, iterations: int) -> list[dict]:
     found = []
     for n in range(1, iterations + 1):
-        log = repo / ".unattended" / "iterations" / f"{n:04d}.jsonl"
+        log = RunPaths(repo).iterations / f"{n:04d}.jsonl"
         for raw in log.read_text().splitlines():
             event = json.loads(raw) if raw.strip() else {}
             if event.get("type") == "result":
@@ -56,7 +57,7 @@ def test_three_resumed_iterations_record_the_sessions_cost(
     state = json.loads((git_repo / ".unattended" / "state.json").read_text())
     telemetry = [
         json.loads(x)
-        for x in (git_repo / ".unattended" / "telemetry.jsonl").read_text().splitlines()
+        for x in RunPaths(git_repo).telemetry.read_text().splitlines()
     ]
     assert [t["resumed_session"] for t in telemetry] == [False, True, True]
     results = _results(git_repo, 3)

@@ -9,6 +9,7 @@ import json
 
 from tests.e2e.real_cli.test_supervisor_real_cli import start_foreground
 from tests.fakes.fake_api import FakeAnthropic, Turn, Usage
+from unattended.contracts.paths import RunPaths
 
 
 def bash(text: str, tokens: int) -> Turn:
@@ -41,7 +42,7 @@ def test_a_compaction_by_the_cli_is_recorded_and_the_stop_band_came_first(
     assert requests[4].contains("Stop now: write handoff notes")
     assert any(r.contains("create a detailed summary of the conversation") for r in requests)
     paths = git_repo / ".unattended"
-    (line,) = [json.loads(x) for x in (paths / "telemetry.jsonl").read_text().splitlines()]
+    (line,) = [json.loads(x) for x in RunPaths(git_repo).telemetry.read_text().splitlines()]
     assert line["compactions"] == 1
     assert 167_000 <= line["compact_pre_tokens"] < 171_000
     assert line["context_window"] == 200_000
@@ -70,5 +71,5 @@ def test_the_first_worker_without_a_model_is_measured_against_its_real_window(
     paths = git_repo / ".unattended"
     reading = json.loads((paths / "context-meter.json").read_text())["last_reading"]
     assert (reading["window"], reading["percent"], reading["band"]) == (1_000_000, 15.0, "normal")
-    (line,) = [json.loads(x) for x in (paths / "telemetry.jsonl").read_text().splitlines()]
+    (line,) = [json.loads(x) for x in RunPaths(git_repo).telemetry.read_text().splitlines()]
     assert line["context_window"] == 1_000_000

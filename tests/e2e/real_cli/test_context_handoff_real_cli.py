@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from tests.fakes.fake_api import FakeAnthropic, Turn, Usage
+from unattended.contracts.paths import RunPaths
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 WINDOW = 10_000
@@ -55,7 +56,7 @@ def test_hook_warns_then_hands_off_to_a_fresh_worker(
     assert requests[4].contains(notes)
     assert requests[4].contains("Refactor the parser")
     paths = git_repo / ".unattended"
-    lines = [json.loads(x) for x in (paths / "telemetry.jsonl").read_text().splitlines()]
+    lines = [json.loads(x) for x in RunPaths(git_repo).telemetry.read_text().splitlines()]
     assert [x["handed_off"] for x in lines] == [True, False]
     assert lines[0]["context_band"] == "stop" and lines[0]["context_window"] == WINDOW
     assert lines[1]["resumed_session"] is False

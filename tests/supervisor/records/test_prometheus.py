@@ -175,8 +175,8 @@ def test_metrics_prometheus_lists_the_registry(project: Path, hermetic_env: dict
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     st = _state(project=str(project), pid=dead.pid, status=RunStatus.RUNNING)
-    RunPaths(project).root.mkdir()
-    (RunPaths(project).state).write_text(st.to_json())
+    RunPaths(project).records.mkdir(parents=True)
+    RunPaths(project).state.write_text(st.to_json())
     root = Path(hermetic_env["XDG_STATE_HOME"]) / "unattended"
     register(project, dead.pid, None, st.run_id, NOW.isoformat(), root=root)
     proc = run_cli(["metrics", "--prometheus"], hermetic_env, cwd=project)
