@@ -24,7 +24,9 @@ kube_app = typer.Typer(
 
 KUBECTL_TIMEOUT_S = 30.0
 # `start` options that are about this machine's invocation, not the run in the pod.
-NOT_FOR_THE_POD = ("project", "foreground", "dry_run", "resume", "resume_or_start", "json_out")
+NOT_FOR_THE_POD = (
+    "project", "foreground", "dry_run", "resume", "resume_or_start", "json_out", "run_id"
+)  # fmt: skip
 
 
 def _kube_parameters() -> list[inspect.Parameter]:
@@ -150,7 +152,14 @@ def job(**values: Any) -> None:
         repo=values["repo"],
         image=values["image"],
         secret=values["secret"],
-        start_args=[*_start_args(values), "--branch", branch, *_metrics_args(values, name)],
+        start_args=[
+            *_start_args(values),
+            "--branch",
+            branch,
+            "--run-id",
+            name,
+            *_metrics_args(values, name),
+        ],  # the run id is the Job's name: its app.kubernetes.io/instance label
         hours=settings.hours,
         worker_timeout=settings.worker_timeout,
         grace_seconds=settings.grace_seconds,
@@ -196,7 +205,7 @@ def ps(
 
 
 def _kubectl_list(namespace: str | None) -> dict[str, Any]:
-    from unattended.platform_adapters._proc import run_bounded
+    from unattended.platform_adapters.process import run as run_bounded
     from unattended.supervisor.run.preflight import resolve_binary
     from unattended.supervisor.views.kube_manifest import APP, NAME_LABEL
 
@@ -207,7 +216,7 @@ def _kubectl_list(namespace: str | None) -> dict[str, Any]:
     if namespace:
         argv += ["--namespace", namespace]
     try:
-        done = run_bounded(argv, timeout_s=KUBECTL_TIMEOUT_S)
+        done = run_bounded(argv, timeout_s=KUBECTL_TIMEOUT_S, max_output=None)  # twenty Jobs: MBs
     except OSError as exc:
         fail(f"cannot run kubectl: {exc.strerror or exc}")
     if done.timed_out:

@@ -47,7 +47,7 @@ def _in_keychain(environ: Mapping[str, str]) -> bool:
     prints only its attributes, and we keep only the exit status."""
     if sys.platform != "darwin":
         return False
-    from unattended.platform_adapters._proc import run_bounded
+    from unattended.platform_adapters.process import run as run_bounded
 
     argv = ["security", "find-generic-password", "-s", KEYCHAIN_SERVICE]
     try:

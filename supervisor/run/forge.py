@@ -68,7 +68,8 @@ def forge_from_url(url: str | None) -> str | None:
 
 
 def _forge(argv: list[str], project: Path, environ: Mapping[str, str], what: str) -> str:
-    from unattended.platform_adapters._proc import clean_env, run_bounded
+    from unattended.platform_adapters.process import clean_env
+    from unattended.platform_adapters.process import run as run_bounded
     from unattended.supervisor.run.preflight import resolve_binary
 
     binary = resolve_binary(argv[0], dict(environ))
@@ -258,7 +259,8 @@ def forge_checks(project: Path, settings: Settings, environ: Mapping[str, str]) 
 def _forge_and_cli(
     project: Path, settings: Settings, environ: Mapping[str, str]
 ) -> tuple[str, str]:
-    from unattended.platform_adapters._proc import clean_env, run_bounded
+    from unattended.platform_adapters.process import clean_env
+    from unattended.platform_adapters.process import run as run_bounded
     from unattended.supervisor.run.preflight import resolve_binary
 
     forge = settings.forge

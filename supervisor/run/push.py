@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from unattended.contracts.settings import Settings
 
 if TYPE_CHECKING:
-    from unattended.platform_adapters._proc import Outcome
+    from unattended.platform_adapters.process import Outcome
 
 PUSH_TIMEOUT_S = 180.0
 
@@ -25,7 +25,8 @@ def redact(text: str) -> str:
 
 
 def _git(project: Path, *args: str, timeout_s: float = 30.0) -> Outcome:
-    from unattended.platform_adapters._proc import clean_env, run_bounded
+    from unattended.platform_adapters.process import clean_env
+    from unattended.platform_adapters.process import run as run_bounded
     from unattended.supervisor.git.facts import git_env
 
     # No credential prompt can hang a daemon that nobody watches.

@@ -174,3 +174,23 @@ def test_pure_packages_do_no_io(package: str) -> None:
 def test_the_cycle_finder_finds_cycles() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_every_import_of_ours_names_a_module_that_exists() -> None:
+    """Lazy imports (inside a function) run only on their path: one naming a module that was
+    moved or removed would fail there, perhaps in the middle of the night."""
+    modules = source_modules()
+    known = set(modules) | {"unattended"}
+    missing = []
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                target = node.module
+            elif isinstance(node, ast.Import):
+                target = next((a.name for a in node.names if a.name.startswith("unattended")), "")
+            else:
+                continue
+            if target.startswith("unattended") and target not in known:
+                missing.append(f"{name} imports {target}")
+    assert missing == []
