@@ -9,7 +9,8 @@ from pydantic import AfterValidator, Field, PlainSerializer
 
 # A run id names directories (runs/<run_id>/, reports/<run_id>/): a file that says
 # "../../x" or holds a NUL byte must be refused, never followed.
-RunId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+RunId = Annotated[str, Field(pattern=RUN_ID_PATTERN)]
 
 # No timestamp of ours is before 1970 or after 2999: outside that, deadline arithmetic would
 # overflow datetime (year 9999) in a reader.

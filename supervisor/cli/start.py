@@ -124,6 +124,13 @@ def start(
             help="Continue a crashed run, else start a new one with the caps given here.",
         ),
     ] = False,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            help="A new run's id [default: its start time], e.g. the name of the Kubernetes Job "
+            "that runs it (letters, digits, . _ -). A resumed run keeps its own."
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Start a run: preflight, then detach a daemon (returns once it is ready)."""
@@ -136,6 +143,7 @@ def start(
         resume=resume,
         json_out=json_out,
         resume_or_start=resume_or_start,
+        run_id=run_id,
     )
     code = run_start(opts, values)
     raise typer.Exit(code)

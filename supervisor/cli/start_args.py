@@ -60,6 +60,7 @@ def parse_start_args(args: list[str]) -> tuple[dict[str, object], dict[str, obje
     """
     invocation: dict[str, object] = {field: False for field in INVOCATION_FLAGS.values()}
     invocation["project"] = None
+    invocation["run_id"] = None
     values: dict[str, object] = dict.fromkeys([*VALUE_OPTIONS, *SETTING_FLAGS])
     rest = list(args)
     while rest:
@@ -78,7 +79,7 @@ def parse_start_args(args: list[str]) -> tuple[dict[str, object], dict[str, obje
             else:
                 invocation[INVOCATION_FLAGS[key]] = True
             continue
-        if key != "project" and key not in VALUE_OPTIONS:
+        if key not in ("project", "run_id") and key not in VALUE_OPTIONS:
             return None
         if eq:
             raw = inline
@@ -88,6 +89,9 @@ def parse_start_args(args: list[str]) -> tuple[dict[str, object], dict[str, obje
             return None
         if key == "project":
             invocation["project"] = Path(raw)
+            continue
+        if key == "run_id":
+            invocation["run_id"] = raw
             continue
         try:
             values[key] = VALUE_OPTIONS[key](raw)

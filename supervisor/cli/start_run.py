@@ -26,6 +26,7 @@ class StartOptions:
         "resume",
         "resume_or_start",
         "json_out",
+        "run_id",
     )
 
     project: Path | None
@@ -34,6 +35,7 @@ class StartOptions:
     resume: bool
     json_out: bool
     resume_or_start: bool = False  # --resume, or a new run when there is nothing to resume
+    run_id: str | None = None  # a new run's id chosen by the caller (a Kubernetes Job's name)
 
 
 def _print_checks(checks: list[Any]) -> None:
@@ -61,6 +63,13 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
     from unattended.supervisor.run.prompt import PromptError, build_prompt, read_prompt
     from unattended.supervisor.run.settings import ConfigError, resolve_settings
 
+    if opts.run_id is not None:
+        import re
+
+        from unattended.contracts.timefmt import RUN_ID_PATTERN
+
+        if not re.match(RUN_ID_PATTERN, opts.run_id):
+            fail(f"--run-id {opts.run_id!r}: use 1 to 100 letters, digits, '.', '_' or '-'")
     project = project_dir(opts.project)
     located = locate(project)
     top, git_dir, _ = located
@@ -138,6 +147,7 @@ def run_start(opts: StartOptions, values: dict[str, Any]) -> int:
         sources=sources,
         prompt_source=gathered.prompt,
         resume=opts.resume or opts.resume_or_start,
+        run_id=opts.run_id,
         environ=environ,
         echo=opts.foreground and not opts.json_out,
     )

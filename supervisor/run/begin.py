@@ -27,6 +27,16 @@ class RunStart:
     crashed: CrashedWorker | None = None  # the iteration the resumed run's daemon died in
 
 
+def chosen_run_id(wanted: str, runs_dir: Path) -> str:
+    """``start --run-id``: the caller's id (a Kubernetes Job's name), made unique as the start
+    time is when an archived run already has it."""
+    run_id, n = wanted, 1
+    while (runs_dir / run_id).exists():
+        n += 1
+        run_id = f"{wanted}-{n}"
+    return run_id
+
+
 def new_run_id(now: datetime, runs_dir: Path) -> str:
     """The start instant, compact: runs/<run_id>/ is also runs/<started_at>/."""
     base = now.strftime("%Y%m%dT%H%M%SZ")
@@ -176,7 +186,11 @@ def end_leftovers(old: RunState, grace_s: float) -> list[int]:
 
 
 def begin_run(
-    paths: RunPaths, settings: Settings, sources: dict[str, str], resume: bool
+    paths: RunPaths,
+    settings: Settings,
+    sources: dict[str, str],
+    resume: bool,
+    run_id: str | None = None,
 ) -> RunStart:
     """Decide between resuming and starting fresh, and build the initial state.
 
@@ -226,7 +240,7 @@ def begin_run(
     archived = archive_previous(paths, old)
     if not resume:
         paths.stop.unlink(missing_ok=True)  # a leftover sentinel must not end the new run
-    run_id = new_run_id(now, paths.runs)
+    run_id = chosen_run_id(run_id, paths.runs) if run_id else new_run_id(now, paths.runs)
     state = RunState(
         run_id=run_id,
         status=RunStatus.STARTING,

@@ -59,6 +59,7 @@ class LaunchRequest:
     sources: dict[str, str]
     prompt_source: PromptSource
     resume: bool = False
+    run_id: str | None = None  # a new run's id chosen by the caller, else its start time
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     echo: bool = False  # foreground: also print run.log lines on stdout
 
@@ -93,7 +94,7 @@ def run_daemon(req: LaunchRequest, lock: RunLock, ready_fd: int | None = None) -
         log.echo = _terminal_echo(log, flags, paths)
     on_refusal(log.refused)  # a write through a planted symlink: refused, and said so
     try:
-        start = begin_run(paths, req.settings, req.sources, req.resume)
+        start = begin_run(paths, req.settings, req.sources, req.resume, req.run_id)
     except StateFileError as exc:
         return _not_started(log, ready_fd, ExitCode.USAGE, f"cannot start: {exc}")
     except OSError as exc:

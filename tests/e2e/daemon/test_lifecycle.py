@@ -334,3 +334,19 @@ def test_run_log_survives_rotation(
     assert state["status"] == "done"
     assert "new run" in log.with_name("run.log.1").read_text()
     assert "run ended done" in log.read_text()
+
+
+def test_a_new_runs_id_can_be_chosen_by_the_caller(
+    project: Path, hermetic_env: dict[str, str], fake_claude
+) -> None:
+    """`start --run-id` (a Kubernetes Job's name, so its instance label names the run)."""
+    bad = run_cli(["start", *FAST, "--run-id", "../x"], hermetic_env, cwd=project)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--run-id '../x'" in bad.stderr
+    fake_claude.script([["commit", "done"]])
+    proc = run_cli(
+        ["start", "--foreground", *FAST, "--run-id", "unattended-widgets-4f63cf"],
+        hermetic_env,
+        cwd=project,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert read_state(project)["run_id"] == "unattended-widgets-4f63cf"

@@ -27,7 +27,7 @@ def test_the_table_is_the_typer_commands_options() -> None:
 
     params = inspect.signature(start).parameters
     hints = typing.get_type_hints(start, include_extras=True)
-    settings = {n for n in params if n not in ("project", *INVOCATION_FLAGS.values())}
+    settings = {n for n in params if n not in ("project", "run_id", *INVOCATION_FLAGS.values())}
     assert settings == set(VALUE_OPTIONS) | set(SETTING_FLAGS)
     for name, kind in VALUE_OPTIONS.items():
         assert typing.get_args(typing.get_args(hints[name])[0]) == (kind, type(None)), name

@@ -188,6 +188,9 @@ def test_start_options_reach_the_pod_as_start_parses_them() -> None:
     assert params["prompt"] == 'Fix: "yes", no\n0123'
     assert params["branch"] == "night/fixes" and params["allow_dirty"] is True
     assert params["foreground"] is False  # the entrypoint adds it
+    # The run's id is the Job's name, its app.kubernetes.io/instance label (issue 15).
+    assert params["run_id"] == job["metadata"]["labels"]["app.kubernetes.io/instance"]
+    assert params["run_id"] == job["metadata"]["name"]
 
 
 def test_yaml_reads_back_exactly() -> None:
