@@ -58,6 +58,9 @@ def run_demo(steps: int) -> int:
     }
     os.environ.update(identity)
     os.environ[ENV_DEMO_STEPS] = str(steps)
+    # The stub worker needs no account, but `start` refuses to begin without a credential the
+    # real CLI would accept: a placeholder the stub never sends anywhere (kept if one is set).
+    os.environ.setdefault("ANTHROPIC_API_KEY", "unattended-demo-stub-no-network")
     repo, launcher = make_demo_repo(base)
     typer.echo(f"demo repository: {repo}")
     typer.echo(f"stub worker: {launcher} (makes one commit per iteration, done after {steps})")
