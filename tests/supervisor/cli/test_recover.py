@@ -11,15 +11,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from tests.git_helpers import IDENTITY, git, hermetic_git  # noqa: F401 - autouse
 from unattended.supervisor.cli.recover import recover
 from unattended.supervisor.git.snapshots import take_snapshot
 
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.invalid",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.invalid",
-}
 REPO_ROOT = Path(__file__).resolve().parents[3]
 APP_SNIPPET = """
 import sys, typer
@@ -33,17 +28,6 @@ app(sys.argv[1:], prog_name="unattended")
 """
 
 
-@pytest.fixture(autouse=True)
-def hermetic_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for var in (*IDENTITY, "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "EMAIL"):
-        monkeypatch.delenv(var, raising=False)
-
-
 @pytest.fixture
 def app() -> typer.Typer:
     app = typer.Typer()
@@ -54,14 +38,6 @@ def app() -> typer.Typer:
         pass
 
     return app
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, **IDENTITY}
-    proc = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, check=True
-    )
-    return proc.stdout
 
 
 def make_repo(path: Path) -> Path:
