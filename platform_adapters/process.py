@@ -321,7 +321,9 @@ class Handle:
         us as a subreaper, and processes carrying its spawn token."""
         if not self.policy.sweep or not self.created:
             return []
-        found = proctree.adopted_since(self.created, exclude={self.pid})
+        # Helpers started beside this one (the notify command next to notify-send) are our
+        # children too, but started on purpose: orphans are the adopted ones only.
+        found = proctree.adopted_since(self.created, exclude={self.pid, *proctree.protected()})
         found += proctree.marked(SPAWN_VAR, self.token, self.created)
         return [p for p in found if p.pid != self.pid]
 

@@ -52,6 +52,11 @@ def protect(pid: int) -> None:
     _protected.add(pid)
 
 
+def protected() -> frozenset[int]:
+    """Our children started on purpose (the worker, every helper): never anyone's orphans."""
+    return frozenset(_protected)
+
+
 def unprotect(pid: int) -> None:
     _protected.discard(pid)
 

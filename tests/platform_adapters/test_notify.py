@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO_ROOT
 from tests.platform_adapters.fake_tools import gone, path_with, recorded, recording_tool
 from unattended.platform_adapters import notify as notify_mod
 from unattended.platform_adapters.notify import NotifyEvent, notify
@@ -160,3 +164,36 @@ def test_processes_a_notify_cmd_detaches_are_ended_with_it(tmp_path: Path) -> No
             environ={"PATH": "/usr/bin:/bin"}, timeout_s=1.0,
         )  # fmt: skip
         assert gone(int(pid_file.read_text())), f"{tail}: the detached sleep outlived it"
+
+
+def test_a_quick_desktop_notifier_never_ends_the_notify_cmd_beside_it(tmp_path: Path) -> None:
+    """In the daemon (a subreaper), the desktop notifier finished first and its clean-up took
+    the notify command, started a moment later as our child too, for something it detached:
+    `--notify-cmd` died with -9 before writing anything."""
+    bin_dir = tmp_path / "bin"
+    recording_tool(bin_dir, "notify-send", tmp_path / "rec")  # exits at once
+    out = tmp_path / "notified.txt"
+    script = f"""
+import sys
+from pathlib import Path
+from unattended.platform_adapters import proctree
+from unattended.platform_adapters.notify import NotifyEvent, notify
+
+assert proctree.become_subreaper()
+event = NotifyEvent(status="done", reason="r", project={str(tmp_path)!r}, iteration=1,
+                    cost_usd=0.0, summary="s")
+log = []
+notify(event, "sleep 0.5; echo $UNATTENDED_STATUS > {out}", log.append, platform="linux",
+       environ={{"PATH": {str(bin_dir)!r} + ":/usr/bin:/bin"}}, timeout_s=10)
+print(log)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout  # no "failed with exit code -9"
+    assert out.read_text() == "done\n"
