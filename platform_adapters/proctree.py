@@ -278,7 +278,9 @@ def end_tree(
     if root is not None and report.root_exit_code is None and not is_gone(root):
         seen.update(dict.fromkeys(snapshot_tree(root_pid)))
     if root is not None:
-        seen.update(dict.fromkeys(adopted_since(_create_time(root), exclude={root_pid})))
+        # Orphans of this tree; never the children we started on purpose beside it (a helper).
+        adopted = adopted_since(_create_time(root), exclude={root_pid, *_protected})
+        seen.update(dict.fromkeys(adopted))
     report.killed = freeze_and_kill(seen, root if report.root_exit_code is None else None)
     _finish_reaping(root, ours, report, list(seen), clock)
     report.duration_s = clock() - started
