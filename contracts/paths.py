@@ -151,3 +151,12 @@ class RunPaths:
 def lock_path(git_dir: Path) -> Path:
     """The singleton lock lives in the git dir, which ``git clean -fdx`` never touches."""
     return git_dir / LOCK_FILE_NAME
+
+
+def shown_path(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` when inside it (a linked worktree's git dir is not), for
+    messages people read."""
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)

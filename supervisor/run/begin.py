@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from unattended import __version__
-from unattended.contracts.paths import RunPaths
+from unattended.contracts.paths import RunPaths, shown_path
 from unattended.contracts.settings import Settings
 from unattended.contracts.state import RunState, StateFileError
 from unattended.contracts.status import RunStatus
@@ -64,15 +64,7 @@ def archive_previous(paths: RunPaths, old: RunState | None) -> str | None:
     for item in movable:
         if item.exists():
             shutil.move(str(item), dest / item.name)
-    return _shown(dest, paths.project)
-
-
-def _shown(path: Path, project: Path) -> str:
-    """Relative to the project when inside it (a linked worktree's git dir is not)."""
-    try:
-        return str(path.relative_to(project))
-    except ValueError:
-        return str(path)
+    return shown_path(dest, paths.project)
 
 
 # What earlier versions kept in .unattended/ and now lives in the records (RunPaths.records).

@@ -4,9 +4,8 @@ snapshot refs; before each worker, raw logs beyond ``max_logs_mb``."""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from pathlib import Path
 
-from unattended.contracts.paths import RunPaths
+from unattended.contracts.paths import RunPaths, shown_path
 from unattended.contracts.settings import Settings
 
 
@@ -54,17 +53,10 @@ class RawLogCap:
             return f"warning: could not cap the raw logs: {exc}"
         if not removed:
             return None
-        names = [_shown(path, paths.records) for path, _ in removed]
+        names = [shown_path(path, paths.records) for path, _ in removed]
         listed = ", ".join(names) if len(names) <= 3 else f"{names[0]} … {names[-1]}"
         freed = sum(size for _, size in removed) / mb
         return (
             f"raw logs over max_logs_mb = {s.max_logs_mb:g}: removed the {len(removed)} oldest "
             f"({freed:.1f} MB: {listed}); {self._logs.total / mb:.1f} MB kept"
         )
-
-
-def _shown(path: Path, base: Path) -> str:
-    try:
-        return str(path.relative_to(base))
-    except ValueError:
-        return str(path)

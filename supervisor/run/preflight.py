@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from unattended.contracts.paths import STATE_DIR_NAME, RunPaths, lock_path
+from unattended.contracts.paths import STATE_DIR_NAME, RunPaths, lock_path, shown_path
 from unattended.contracts.settings import Settings
 from unattended.supervisor.run.auth import auth_source
 from unattended.supervisor.run.prompt import PromptSource, prompt_source
@@ -51,7 +51,7 @@ def planted_symlinks(paths: RunPaths, git_dir: Path | None) -> tuple[str, ...]:
     for path in candidates:
         if path.is_symlink():
             found.append(path)
-    return tuple(_shown(path, paths.project) for path in found)
+    return tuple(shown_path(path, paths.project) for path in found)
 
 
 def _entries(directory: Path) -> list[Path]:
@@ -61,13 +61,6 @@ def _entries(directory: Path) -> list[Path]:
         return list(directory.iterdir())
     except OSError:
         return []
-
-
-def _shown(path: Path, project: Path) -> str:
-    try:
-        return str(path.relative_to(project))
-    except ValueError:
-        return str(path)
 
 
 def tracked_symlinks(project: Path) -> tuple[str, ...]:
