@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import tempfile
@@ -228,6 +229,7 @@ class Handle:
             raise
         proctree.protect(self.proc.pid)  # our waitpid reaps it, never the orphan reaper
         self.pid = self.proc.pid
+        self._pidfd: int | None = _open_pidfd(self.pid)
         _live[self.pid] = self
         self._started = time.monotonic()
         self._last_scan = self._started
@@ -276,12 +278,22 @@ class Handle:
             now = time.monotonic()
             if now >= deadline or (abort is not None and abort()):
                 return False
-            time.sleep(min(pause, deadline - now))
-            pause = min(pause * 2, WAIT_SLICE_S)
+            self.sleep_until_exit(min(pause, deadline - now))
+            # With a pidfd the wait ends at the exit itself: no need to poll ever faster.
+            pause = WAIT_SLICE_S if self._pidfd is not None else min(pause * 2, WAIT_SLICE_S)
             tick_if_due()
             if time.monotonic() - self._last_scan >= SCAN_EVERY_S:
                 self.scan()
         return True
+
+    def sleep_until_exit(self, timeout_s: float) -> None:
+        """Sleep up to ``timeout_s``, waking as the child exits where the OS can say so (a
+        pidfd, Linux 5.3+): a 40 ms git call is seen ending at 40 ms, not at the next poll."""
+        if self._pidfd is None:
+            time.sleep(timeout_s)
+            return
+        with contextlib.suppress(InterruptedError):
+            select.select([self._pidfd], [], [], timeout_s)
 
     def end(
         self,
@@ -334,6 +346,9 @@ class Handle:
             self.proc.wait(timeout=timeout_s)
         if self.proc.returncode is None:
             return  # still running: stays listed, so the daemon's last act ends it
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
         proctree.unprotect(self.pid)
         _live.pop(self.pid, None)
 
@@ -384,6 +399,15 @@ def end_all() -> list[int]:
     for handle in list(_live.values()):
         killed += handle.end().killed
     return killed
+
+
+def _open_pidfd(pid: int) -> int | None:
+    """A descriptor that turns readable when our child ``pid`` exits; None where there is
+    none (macOS, kernels before 5.3, sandboxes that refuse it): waits then poll."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _read(handle: IO[bytes] | None, limit: int | None) -> bytes:

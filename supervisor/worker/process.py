@@ -189,7 +189,7 @@ class Worker:
             if ready:
                 self._drain()
         else:
-            time.sleep(timeout)
+            self._handle.sleep_until_exit(timeout)  # its output ended: its exit is next
         now = self._clock()
         if now - self._last_scan >= TREE_SCAN_S:
             self._scan_tree(now)

@@ -159,3 +159,19 @@ def test_a_slow_git_keeps_the_tick_going(tmp_path: Path, monkeypatch) -> None:  
     with process.ticking(lambda: ticks.append(1), every_s=0.2):
         assert run_git(tmp_path, "status") == "ok\n"
     assert len(ticks) >= 3
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="no pidfd on this platform")
+def test_a_wait_wakes_at_the_exit_through_a_pidfd_that_is_closed_when_reaped() -> None:
+    fds_before = set(os.listdir("/proc/self/fd"))
+    handle = process.Handle(["sh", "-c", "cat >/dev/null"], stdin=subprocess.PIPE)
+    assert handle._pidfd is not None  # the wait below sleeps on it, not on a poll interval
+    assert f"{handle._pidfd}" in os.listdir("/proc/self/fd")
+    handle.sleep_until_exit(0.05)  # still running: the whole slice passes
+    assert not handle.exited()
+    assert handle.proc.stdin is not None
+    handle.proc.stdin.close()  # cat reads EOF and exits
+    done = handle.finish(time.monotonic() + 10)
+    assert done.returncode == 0
+    assert handle._pidfd is None
+    assert set(os.listdir("/proc/self/fd")) == fds_before  # nothing leaked, the pidfd included
