@@ -235,6 +235,15 @@ class Handle:
         self._last_scan = self._started
         self.created = 0.0
         self.seen: dict[psutil.Process, None] = {}
+        if policy.sweep:  # what it detaches is found by its start time: note it now
+            self._note_root()
+
+    def _note_root(self) -> None:
+        """The child as a psutil process with its start time (PID-reuse safe identity). A
+        helper's is noted when first needed: reading /proc while it execs waits for the exec,
+        a cost every quick git call would pay. Unreaped, its PID cannot name another."""
+        if self.created or self.proc.returncode is not None:
+            return
         root = proctree.process(self.pid)
         if root is not None:
             self.created = root.create_time()
@@ -267,6 +276,7 @@ class Handle:
     def scan(self) -> None:
         """Remember every descendant alive now, including those in sessions of their own."""
         self._last_scan = time.monotonic()
+        self._note_root()
         for child in proctree.snapshot_tree(self.pid):
             self.seen.setdefault(child, None)
 
@@ -354,6 +364,7 @@ class Handle:
 
     def identities(self) -> list[tuple[int, float]]:
         """(pid, create time) of this child and every descendant seen, those alive."""
+        self._note_root()
         found = (proctree.identity(p) for p in self.seen if not proctree.is_gone(p))
         return [ident for ident in found if ident is not None]
 
