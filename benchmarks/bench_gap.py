@@ -153,6 +153,7 @@ def main() -> None:
                 run_ours(env, [ours_repo], args.iterations)
                 ours += gaps(base, [ours_repo])
                 if script is not None:
+                    (base / "workers.log").unlink(missing_ok=True)  # the peer's workers only
                     run_peer(script, env, [peer_repo], args.iterations)
                     theirs += gaps(base, [peer_repo])
             line = f"gap, {files}-file repo: unattended {ms(ours)}"
