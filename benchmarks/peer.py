@@ -113,8 +113,10 @@ def state_status(repo: Path) -> str | None:
 
 
 def end(proc: subprocess.Popen, repo: Path) -> None:
-    """The peer's whole session (wrapper, supervisor, fake worker), and anything it detached
-    that still works in `repo`."""
+    """The peer's whole session (wrapper, supervisor, fake worker), anything it detached that
+    still works in `repo`, and the untracked files it leaves in `.gsd-t/` (events, token log,
+    its workers' transcripts): the next run in `repo`, ours or its own, starts on a clean tree
+    (and our daemon's snapshots do not hash the peer's transcripts)."""
     import psutil
 
     with contextlib.suppress(ProcessLookupError):
@@ -125,3 +127,4 @@ def end(proc: subprocess.Popen, repo: Path) -> None:
         if cwd == str(repo) or cwd.startswith(f"{repo}/"):
             with contextlib.suppress(psutil.Error):
                 other.kill()
+    subprocess.run(["git", "clean", "-fdq", "--", ".gsd-t"], cwd=repo, check=True)
