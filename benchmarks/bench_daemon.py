@@ -60,7 +60,8 @@ def make_env(base: Path) -> dict[str, str]:
         GIT_COMMITTER_NAME="b",
         GIT_COMMITTER_EMAIL="b@b",
         PYTHONPATH=str(ROOT),
-        ANTHROPIC_API_KEY="benchmark-only",  # start's preflight wants a credential; the fake needs none
+        # start's preflight wants a credential; the fake claude needs none
+        ANTHROPIC_API_KEY="benchmark-only",
     )
     return env
 

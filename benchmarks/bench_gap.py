@@ -5,7 +5,12 @@
   commit: our daemon gathers its git evidence (snapshots, commit count) in that gap, the peer
   gathers none;
 - the gap per daemon with one daemon, then with `--daemons` daemons of this user busy at once
-  (workers of about a second), each on its own repository.
+  (workers of about a second), each on its own repository;
+- with `--print-mib` (50 by default, 0 skips), the gap on the 50-file repo when every worker
+  prints that many MiB of stream-json (assistant text / tool_use / tool_result lines) before its
+  commit, and the supervisor's peak RSS meanwhile, sampled every 50 ms with psutil: our daemon
+  (its pid file), the peer's `gsd-t-unattended.cjs` processes with their node children (never
+  the worker).
 
 Both sides are measured the same way: the `claude` on PATH is a shell wrapper that logs when
 each worker starts and ends, around the repository's fake claude (tests/fakes/fake_claude.py).
@@ -16,14 +21,21 @@ missing. `--code DIR` measures another checkout of unattended with this script.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import psutil
+
+from unattended.contracts.paths import RunPaths
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -32,6 +44,10 @@ from bench_daemon import FAKE, START, cli, make_env, scenario, wait_ended  # noq
 
 WORK = [["commit", "text"]]
 BUSY = [[{"do": "sleep", "seconds": 1}, "commit", "text"]]
+
+
+def printing(mib: int) -> list:
+    return [[{"do": "spew", "mb": mib}, "commit", "text"]]
 
 
 def timed_claude(env: dict[str, str], base: Path) -> None:
@@ -115,6 +131,101 @@ def run_peer(script: Path, env: dict[str, str], repos: list[Path], iterations: i
         peer.end(proc, repo)
 
 
+def our_daemon(repo: Path) -> list[psutil.Process]:
+    """The daemon, from its pid file (present only while it lives)."""
+    try:
+        return [psutil.Process(int(RunPaths(repo).pid.read_text().split()[0]))]
+    except (OSError, ValueError, IndexError, psutil.Error):
+        return []
+
+
+def peer_supervisor(repo: Path) -> list[psutil.Process]:
+    """The peer's `gsd-t-unattended.cjs` processes working in `repo`."""
+    found = []
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] != "node":
+            continue
+        with contextlib.suppress(psutil.Error):
+            script = any(arg.endswith("gsd-t-unattended.cjs") for arg in proc.cmdline())
+            if script and proc.cwd() == str(repo):
+                found.append(proc)
+    return found
+
+
+def tree_rss(roots: list[psutil.Process]) -> int:
+    """RSS of `roots` and of their node descendants: the supervisor's own helpers, not the
+    worker (the fake claude is sh + python)."""
+    pids: dict[int, psutil.Process] = {}
+    for root in roots:
+        with contextlib.suppress(psutil.Error):
+            pids[root.pid] = root
+            for child in root.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    if child.name() == "node" and "claude" not in " ".join(child.cmdline()):
+                        pids[child.pid] = child
+    total = 0
+    for proc in pids.values():
+        with contextlib.suppress(psutil.Error):
+            total += proc.memory_info().rss
+    return total
+
+
+@contextlib.contextmanager
+def peak_rss(find: Callable[[], list[psutil.Process]], peaks: list[int]) -> Iterator[None]:
+    """Sample `tree_rss(find())` every 50 ms while the block runs; appends the peak to `peaks`.
+    `find` runs again every half second (the supervisor appears after launch)."""
+    done = threading.Event()
+    peak = [0]
+
+    def sample() -> None:
+        roots: list[psutil.Process] = []
+        next_find = 0.0
+        while not done.wait(0.05):
+            if time.monotonic() >= next_find:
+                roots, next_find = find(), time.monotonic() + 0.5
+            peak[0] = max(peak[0], tree_rss(roots))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        peaks.append(peak[0])
+
+
+def mib(values: list[int]) -> str:
+    return f"{max(values) / 2**20:.0f} MiB" if values and max(values) else "not seen"
+
+
+def bench_printing(base: Path, env: dict[str, str], args: argparse.Namespace,
+                   script: Path | None) -> None:  # fmt: skip
+    """Workers printing `--print-mib` MiB each: the gap and the supervisor's peak RSS."""
+    scenario(env, printing(args.print_mib))
+    repo = make_repo(base, env, "repo-print", 50)
+    ours, theirs = [], []
+    our_rss: list[int] = []
+    their_rss: list[int] = []
+    for _ in range(args.rounds):
+        (base / "workers.log").unlink(missing_ok=True)
+        with peak_rss(lambda: our_daemon(repo), our_rss):
+            run_ours(env, [repo], args.iterations)
+        ours += gaps(base, [repo])
+        if script is not None:
+            (base / "workers.log").unlink(missing_ok=True)  # the peer's workers only
+            with peak_rss(lambda: peer_supervisor(repo), their_rss):
+                run_peer(script, env, [repo], args.iterations)
+            theirs += gaps(base, [repo])
+    gap = f"gap, 50-file repo, workers printing {args.print_mib} MiB: unattended {ms(ours)}"
+    rss = f"supervisor peak RSS, {args.print_mib} MiB per worker: unattended {mib(our_rss)}"
+    if script is not None:
+        gap += f"; peer {ms(theirs)}"
+        rss += f"; peer {mib(their_rss)}"
+    print(gap)
+    print(rss)
+
+
 def ms(values: list[float]) -> str:
     if not values:
         return "no gaps"
@@ -128,6 +239,7 @@ def main() -> None:
     parser.add_argument("--daemons", type=int, default=10)
     parser.add_argument("--daemon-iterations", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--print-mib", type=int, default=50, help="MiB per worker; 0 skips")
     parser.add_argument("--code", type=Path, help="checkout of unattended to measure")
     parser.add_argument("--toml", action="append", default=[], help="a line for our toml")
     args = parser.parse_args()
@@ -153,12 +265,15 @@ def main() -> None:
                 run_ours(env, [ours_repo], args.iterations)
                 ours += gaps(base, [ours_repo])
                 if script is not None:
+                    (base / "workers.log").unlink(missing_ok=True)  # the peer's workers only
                     run_peer(script, env, [peer_repo], args.iterations)
                     theirs += gaps(base, [peer_repo])
             line = f"gap, {files}-file repo: unattended {ms(ours)}"
             if script is not None:
                 line += f"; peer {ms(theirs)}"
             print(line)
+        if args.print_mib:
+            bench_printing(base, env, args, script)
         if args.daemons:
             scenario(env, BUSY)
             for side in ("unattended", "peer"):

@@ -10,7 +10,12 @@ Run `python benchmarks/bench_hook.py [--runs 200] [--mb 5]`.
   through the `unattended` console script when installed; `python -c pass` as the floor;
 - in-process tail read (`latest_context`) on that transcript, and on one whose newest
   assistant line sits behind a 2 MB tool result (the tail has to grow);
-- `safety.runway.estimate_next` time with 200 iterations of history and 1,000 earlier ones.
+- `safety.runway.estimate_next` time with 200 iterations of history and 1,000 earlier ones;
+- side by side with the peer (GSD-T 3.29.11's PostToolUse context meter, when `node` and its
+  tarball are present), on a transcript of `--lines` lines (5,000; 0 skips), each hook run as
+  Claude Code runs one (`/bin/sh -c COMMAND` in the project, the payload on stdin), interleaved,
+  `--side-runs` calls each: the command our daemon installs; the peer's script under `node`, and
+  the command its installer writes (`bash -c` with two `npm root -g`, when `npm` is present).
 
 Everything runs in a temp dir; nothing leaves the machine.
 """
@@ -23,6 +28,7 @@ import os
 import random
 import re
 import resource
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -34,6 +40,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import peer  # noqa: E402
 
 
 def _line(kind: str, n: int, **extra: object) -> str:
@@ -74,18 +83,26 @@ def _assistant(n: int, msg: int, context: int, block: dict, sidechain: bool = Fa
     return _line("assistant", n, message=message, requestId=f"req_{msg}", isSidechain=sidechain)
 
 
-def make_transcript(path: Path, mb: float, tail_result_kb: int = 0) -> int:
-    """Write a transcript of about ``mb`` MB; returns the final context tokens."""
+def make_transcript(path: Path, mb: float, tail_result_kb: int = 0, line_count: int = 0) -> int:
+    """Write a transcript of about ``mb`` MB (or of ``line_count`` lines, when given); returns
+    the final context tokens."""
     rng = random.Random(6)
     target = int(mb * 1024 * 1024)
     lines = [_line("user", 0, message={"role": "user", "content": "Fix the failing tests."})]
     size, n, msg, context = 0, 1, 0, 20_000
     compacted = False
-    while size < target:
+
+    def full() -> bool:
+        return len(lines) >= line_count if line_count else size >= target
+
+    def halfway() -> bool:
+        return len(lines) > line_count // 2 if line_count else size > target // 2
+
+    while not full():
         before = len(lines)
         msg += 1
         context += rng.randint(500, 4_000)
-        if not compacted and size > target // 2:
+        if not compacted and halfway():
             meta = {"trigger": "auto", "preTokens": context}
             lines.append(_line("system", n, subtype="compact_boundary",
                                content="Conversation compacted", compactMetadata=meta))  # fmt: skip
@@ -118,7 +135,12 @@ CPU_MS: dict[str, list[float]] = {}
 
 
 def time_processes(
-    argv: list[str], payload: bytes, env: dict[str, str], runs: int, name: str = ""
+    argv: list[str],
+    payload: bytes,
+    env: dict[str, str],
+    runs: int,
+    name: str = "",
+    cwd: Path | None = None,
 ) -> list[float]:
     """Wall milliseconds per run; the child's user+sys CPU goes to CPU_MS[name] (CPU time is
     far less sensitive than wall time to other jobs on a shared machine)."""
@@ -126,7 +148,9 @@ def time_processes(
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        proc = subprocess.run(argv, input=payload, env=env, capture_output=True, check=False)
+        proc = subprocess.run(
+            argv, input=payload, env=env, cwd=cwd, capture_output=True, check=False
+        )
         times.append((time.perf_counter() - start) * 1000)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -147,17 +171,9 @@ def show(name: str, times: list[float]) -> None:
     )
 
 
-def bench_hook(base: Path, runs: int, mb: float) -> None:
-    from unattended.contracts.settings import Settings
-    from unattended.supervisor.hook.transcript_tail import latest_context
-    from unattended.supervisor.worker.settings_file import hook_command
-
-    transcript = base / "transcript.jsonl"
-    context = make_transcript(transcript, mb)
-    # The hook follows the newest tool call, whose message the transcript already holds.
-    last_tool = re.findall(r'"id":\s*"(toolu_\d+)"', transcript.read_text())[-1]
-    state = base / ".unattended"
-    env = {
+def hook_env(state: Path) -> dict[str, str]:
+    """The environment our daemon gives its worker, which the CLI passes on to the hook."""
+    return {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "UNATTENDED_STATE_DIR": str(state),
@@ -165,12 +181,29 @@ def bench_hook(base: Path, runs: int, mb: float) -> None:
         "UNATTENDED_CONTEXT_WARN_PCT": "70",
         "UNATTENDED_CONTEXT_STOP_PCT": "85",
     }
-    payload = json.dumps({
-        "session_id": "bench-session", "transcript_path": str(transcript), "cwd": str(base),
+
+
+def hook_payload(transcript: Path, cwd: Path) -> bytes:
+    """A PostToolUse payload for the newest tool call, whose message the transcript holds."""
+    last_tool = re.findall(r'"id":\s*"(toolu_\d+)"', transcript.read_text())[-1]
+    return json.dumps({
+        "session_id": "bench-session", "transcript_path": str(transcript), "cwd": str(cwd),
         "hook_event_name": "PostToolUse", "tool_name": "Bash",
         "tool_input": {"command": "pytest -q"}, "tool_use_id": last_tool,
         "tool_response": {"stdout": "z" * 20_000, "stderr": "", "interrupted": False},
     }).encode()  # fmt: skip
+
+
+def bench_hook(base: Path, runs: int, mb: float) -> None:
+    from unattended.contracts.settings import Settings
+    from unattended.supervisor.hook.transcript_tail import latest_context
+    from unattended.supervisor.worker.settings_file import hook_command
+
+    transcript = base / "transcript.jsonl"
+    context = make_transcript(transcript, mb)
+    state = base / ".unattended"
+    env = hook_env(state)
+    payload = hook_payload(transcript, base)
     size_mb = transcript.stat().st_size / 1024 / 1024
     print(f"transcript: {size_mb:.1f} MB, final context {context:,} tokens, {os.cpu_count()} CPUs")
     forms: list[tuple[str, list[str], bytes]] = [
@@ -212,6 +245,67 @@ def bench_hook(base: Path, runs: int, mb: float) -> None:
     show("latest_context() behind a 2 MB tool result", inproc)
 
 
+def bench_side_by_side(base: Path, line_count: int, runs: int) -> None:
+    """Our hook and the peer's on one transcript, each as Claude Code runs a hook command."""
+    from unattended.contracts.settings import Settings
+    from unattended.supervisor.worker.settings_file import hook_command
+
+    base.mkdir()
+    transcript = base / "side.jsonl"
+    make_transcript(transcript, 0, line_count=line_count)
+    size_mb = transcript.stat().st_size / 1024 / 1024
+    print(f"side by side: a {line_count:,}-line transcript ({size_mb:.1f} MB)")
+    # name, command, project dir (the hook's cwd), extra env
+    forms: list[tuple[str, str, Path, dict[str, str]]] = [
+        ("unattended: the hook our daemon installs", shlex.join(hook_command(Settings())),
+         base / "ours", {}),
+    ]  # fmt: skip
+    skip = peer.skip_reason()
+    peer_forms: list[str] = []
+    if skip:
+        print(f"peer skipped ({skip})")
+    else:
+        script = peer.extract(base / "peer")
+        meter = shlex.quote(str(peer.context_meter(script)))
+        forms.append(("node -e 0 (node floor)", "node -e 0", base / "node", {}))
+        forms.append(("peer: node scripts/gsd-t-context-meter.js", f"node {meter}",
+                      base / "peer-node", {}))  # fmt: skip
+        peer_forms.append(forms[-1][0])
+        installed = peer.installed_hook(script, base / "npm-global")
+        if installed is None:
+            print("peer: the command its installer writes skipped (no npm on PATH)")
+        else:
+            command, extra = installed
+            forms.append(("peer: the command its installer writes", command,
+                          base / "peer-installed", extra))  # fmt: skip
+            peer_forms.append(forms[-1][0])
+    times: dict[str, list[float]] = {name: [] for name, *_ in forms}
+    parsing: dict[str, list[float]] = {name: [] for name in peer_forms}
+    for _ in range(runs):  # round-robin, as in bench_hook
+        for name, command, project, extra in forms:
+            project.mkdir(exist_ok=True)
+            env = {**hook_env(project / ".unattended"), "CLAUDE_PROJECT_DIR": str(project), **extra}
+            payload = hook_payload(transcript, project)
+            before = peer.meter_state(project).get("timestamp")
+            times[name] += time_processes(["/bin/sh", "-c", command], payload, env, 1, name,
+                                          cwd=project)  # fmt: skip
+            if name in parsing and peer.meter_state(project).get("timestamp") != before:
+                parsing[name].append(times[name][-1])  # a measuring call, not a counting one
+    for name, _, project, _ in forms:
+        show(name, times[name])
+        ours = project / ".unattended" / "context-meter.json"
+        if ours.is_file():
+            meter = json.loads(ours.read_text())
+            print(f"  its meter: {meter['readings']} readings, {meter['failures']} failures, "
+                  f"last {meter['last_reading']['tokens']:,} tokens")  # fmt: skip
+        if name in parsing:
+            state = peer.meter_state(project)
+            if parsing[name]:
+                show("  its calls that parsed the transcript", parsing[name])
+            print(f"  its state: {state.get('checkCount')} calls, inputTokens "
+                  f"{state.get('inputTokens')}, lastError {state.get('lastError')}")  # fmt: skip
+
+
 def bench_estimator() -> None:
     from unattended.contracts.iteration import IterationRecord
     from unattended.safety.runway import estimate_next
@@ -245,9 +339,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--mb", type=float, default=5.0)
+    parser.add_argument("--lines", type=int, default=5000, help="side by side; 0 skips")
+    parser.add_argument("--side-runs", type=int, default=50)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-hook-") as tmp:
         bench_hook(Path(tmp), args.runs, args.mb)
+        if args.lines:
+            bench_side_by_side(Path(tmp) / "side", args.lines, args.side_runs)
     bench_estimator()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -41,6 +42,38 @@ def extract(dest: Path) -> Path:
         tar.extractall(dest, filter="data")
     found = next(dest.rglob("bin/gsd-t-unattended.cjs"))
     return found
+
+
+def context_meter(script: Path) -> Path:
+    """The peer's PostToolUse context hook (`scripts/gsd-t-context-meter.js`): it counts calls
+    and, every `checkFrequency`-th (5 as shipped), parses the whole transcript."""
+    return script.parents[1] / "scripts" / "gsd-t-context-meter.js"
+
+
+def meter_state(project: Path) -> dict:
+    import json
+
+    try:
+        return json.loads((project / ".gsd-t" / ".context-meter-state.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def installed_hook(script: Path, prefix: Path) -> tuple[str, dict[str, str]] | None:
+    """The hook command the peer's installer writes into ~/.claude/settings.json (read from its
+    `bin/gsd-t.js`), and the env under which its `npm root -g` finds this extracted copy (a
+    temp npm prefix); None without `npm` on PATH or when the command is not found."""
+    if shutil.which("npm") is None:
+        return None
+    source = (script.parent / "gsd-t.js").read_text()
+    found = re.search(r"CONTEXT_METER_HOOK_COMMAND =\s*'((?:[^'\\]|\\.)*)'", source)
+    if found is None:
+        return None
+    package = prefix / "lib" / "node_modules" / "@tekyzinc" / "gsd-t"
+    package.parent.mkdir(parents=True, exist_ok=True)
+    package.symlink_to(script.parents[1])
+    env = {"npm_config_prefix": str(prefix), "npm_config_update_notifier": "false"}
+    return found.group(1).replace("\\'", "'"), env
 
 
 def prepare_repo(repo: Path, env: dict[str, str]) -> None:
@@ -80,8 +113,10 @@ def state_status(repo: Path) -> str | None:
 
 
 def end(proc: subprocess.Popen, repo: Path) -> None:
-    """The peer's whole session (wrapper, supervisor, fake worker), and anything it detached
-    that still works in `repo`."""
+    """The peer's whole session (wrapper, supervisor, fake worker), anything it detached that
+    still works in `repo`, and the untracked files it leaves in `.gsd-t/` (events, token log,
+    its workers' transcripts): the next run in `repo`, ours or its own, starts on a clean tree
+    (and our daemon's snapshots do not hash the peer's transcripts)."""
     import psutil
 
     with contextlib.suppress(ProcessLookupError):
@@ -92,3 +127,4 @@ def end(proc: subprocess.Popen, repo: Path) -> None:
         if cwd == str(repo) or cwd.startswith(f"{repo}/"):
             with contextlib.suppress(psutil.Error):
                 other.kill()
+    subprocess.run(["git", "clean", "-fdq", "--", ".gsd-t"], cwd=repo, check=True)
