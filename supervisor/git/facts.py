@@ -129,6 +129,12 @@ def decode(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
+def first_line(text: str) -> str | None:
+    """Git's first line that says something (not a hint or a warning), stripped."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return next((ln for ln in lines if not ln.startswith(("hint:", "warning:"))), None)
+
+
 def _describe_failure(args: Sequence[str], returncode: int, stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     # Skip git's "hint:" lines; the first real line says what went wrong.

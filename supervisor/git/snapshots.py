@@ -30,12 +30,14 @@ from unattended.supervisor.git.facts import (
     GitError,
     _common_dir,
     decode,
+    first_line,
     git_process,
     git_spawn,
     locate_repo,
     project_prefix,
     run_git,
 )
+from unattended.supervisor.git.watched import QuickAdd, WatchedTree
 
 REF_ROOT = "refs/unattended"
 PHASES = ("before", "after")
@@ -157,6 +159,7 @@ class Snapshotter:
         run_id: str,
         snapshot_ignored: Sequence[str] = DEFAULT_SNAPSHOT_IGNORED,
         index: Path | None = None,
+        watch: bool = False,
     ) -> None:
         self.top = _toplevel(os.path.abspath(project))
         self.prefix = project_prefix(self.top, project)
@@ -173,6 +176,10 @@ class Snapshotter:
         self._pending: list[subprocess.Popen[bytes]] = []  # ref writes not yet waited for
         # ((HEAD before, HEAD after), (commits, files changed)), counted during `take`
         self.counted: tuple[tuple[str, str], tuple[int, int]] | None = None
+        self.watched: WatchedTree | None = None
+        if watch:
+            self.watched = WatchedTree(self.top, self.git_dir, self.prefix)
+        self.quick = 0  # snapshots that asked git about the changed paths only
 
     def take(
         self, iteration: int, phase: str, reuse_unchanged: bool = True
@@ -186,10 +193,10 @@ class Snapshotter:
         # Independent reads run side by side: HEAD, the work tree into the index, and the
         # ignored files (they are not in the index, whichever version of it git reads).
         head_proc = git_spawn(self.top, "rev-parse", "-q", "--verify", "HEAD")
-        # --ignore-errors: one unreadable file must not cost the whole snapshot.
-        add_proc = git_spawn(
-            self.top, "add", "-A", "--ignore-errors", "--", ":/", state_dir, env=self.env
-        )
+        changed = self._changed()
+        quick = None
+        if changed is not None and self.last is not None:
+            quick = QuickAdd(self.top, self.env, self.prefix, self.last.tree, changed)
         ign_proc = (
             git_spawn(self.top, "ls-files", "-z", "-o", "-i", "--exclude-standard", "--directory")
             if self.globs
@@ -197,11 +204,22 @@ class Snapshotter:
         )
         head = decode(head_proc.communicate()[0]).strip() or None
         counting = self._count_from(head)
-        _, add_err = add_proc.communicate()
+        added = quick.run(self.watched) if quick is not None else None
+        if added is None:  # no watch, an answer that could miss something, or git refused
+            if quick is not None:
+                self._seed()  # start again from the real index: look at everything
+            # --ignore-errors: one unreadable file must not cost the whole snapshot.
+            add_proc = git_spawn(
+                self.top, "add", "-A", "--ignore-errors", "--", ":/", state_dir, env=self.env
+            )
+            _, add_err = add_proc.communicate()
+            if add_proc.returncode not in (0, 1):  # 1: some files unreadable; else git gave up
+                raise GitError(f"git add -A failed: {first_line(decode(add_err))}")
+            warning = first_line(decode(add_err)) if add_proc.returncode else None
+        else:
+            self.quick += 1
+            warning = added.warning
         ignored = self._matching_ignored(ign_proc) if ign_proc is not None else []
-        if add_proc.returncode not in (0, 1):  # 1: some files unreadable; else git gave up
-            raise GitError(f"git add -A failed: {_first_line(decode(add_err))}")
-        warning = _first_line(decode(add_err)) if add_proc.returncode else None
         if ignored:
             git_process(
                 self.top,
@@ -214,7 +232,10 @@ class Snapshotter:
                 input="\0".join(p.rstrip("/") for p in ignored) + "\0",
                 check=False,
             )
-        tree = run_git(self.top, "write-tree", env=self.env).strip()
+        if added is not None and not added.changed_index and not ignored and self.last is not None:
+            tree = self.last.tree  # the index is the last snapshot's tree, untouched
+        else:
+            tree = run_git(self.top, "write-tree", env=self.env).strip()
         if counting is not None:
             self.counted = ((self.last_head or "", head or ""), _counts(*counting))
         self.taken_at = time.monotonic()
@@ -234,9 +255,27 @@ class Snapshotter:
         self._unpacked.append(commit)
         if len(self._unpacked) >= self.PACK_EVERY:
             self._pack()
-        snap = Snapshot(ref=ref, commit=commit, tree=tree, ignored=tuple(ignored), warning=warning)
+        snap = Snapshot(
+            ref=ref, commit=commit, tree=tree, ignored=tuple(ignored), warning=warning
+        )
         self.last, self.last_head = snap, head
         return snap, head
+
+    def _changed(self) -> set[str] | None:
+        """The paths changed since the last snapshot when the watch can tell (asked first
+        of all: a fresh watch starts before the look at everything), else None."""
+        if self.watched is None:
+            return None
+        try:
+            return self.watched.changed()
+        except (GitError, OSError):
+            self.watched.close()  # started afresh next time
+            return None
+
+    def close(self) -> None:
+        """The run is over: its watch goes too."""
+        if self.watched is not None:
+            self.watched.close()
 
     def flush(self) -> None:
         """Wait for the ref writes still running; GitError if one failed. Called before the
@@ -245,7 +284,7 @@ class Snapshotter:
         failed = [p for p in pending if p.wait() != 0]
         if failed:
             _, err = failed[0].communicate()
-            raise GitError(f"git update-ref failed: {_first_line(decode(err))}")
+            raise GitError(f"git update-ref failed: {first_line(decode(err))}")
 
     def _count_from(self, head: str | None) -> tuple[subprocess.Popen[bytes], ...] | None:
         """Commits and files changed since the previous snapshot's HEAD, started alongside
@@ -316,11 +355,6 @@ def worktree_id(git_dir: Path) -> str:
     then tells this work tree's runs from another's. A hash: refs may be pushed."""
     digest = hashlib.sha256(os.fsencode(os.path.realpath(git_dir))).hexdigest()
     return digest[:16]
-
-
-def _first_line(text: str) -> str | None:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return next((ln for ln in lines if not ln.startswith(("hint:", "warning:"))), None)
 
 
 def _matching_ignored(out: str, prefix: str, globs: Sequence[str]) -> list[str]:

@@ -108,7 +108,9 @@ def git_point(
     try:
         shooter = _SNAPSHOTTERS.get(key)
         if shooter is None:
-            shooter = Snapshotter(project, git_dir, run_id, tuple(settings.snapshot_ignored))
+            shooter = Snapshotter(
+                project, git_dir, run_id, tuple(settings.snapshot_ignored), watch=True
+            )
             _SNAPSHOTTERS[key] = shooter
         shooter.globs = tuple(settings.snapshot_ignored)
         recent = shooter.last is not None and (
@@ -169,10 +171,12 @@ def count_commits(project: Path, before: str | None, after: str | None) -> tuple
 
 
 def flush_snapshots(warn: Callable[[str], None]) -> None:
-    """Wait for the snapshot refs still being written (the run is ending)."""
+    """Wait for the snapshot refs still being written and end the watches (the run is
+    ending)."""
     from unattended.supervisor.git.facts import GitError
 
     for shooter in _SNAPSHOTTERS.values():
+        shooter.close()
         try:
             shooter.flush()
         except GitError as exc:
