@@ -13,8 +13,12 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from unattended.contracts.names import STATE_DIR_NAME
+
+if TYPE_CHECKING:
+    from unattended.platform_adapters.process import Handle, Outcome
 
 GIT_TIMEOUT_S = 120.0  # one git command; a snapshot of a huge tree stays well inside it
 DEFAULT_DIRTY_WHITELIST: tuple[str, ...] = ("PROMPT.md", "unattended.toml")
@@ -86,24 +90,45 @@ def git_process(
     return proc
 
 
-def git_spawn(
-    project: Path, *args: str, env: Mapping[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    """Start `git -C project ARGS` (stdin /dev/null, output piped) so that independent git
-    reads can run side by side; collect with `communicate()`. Raises GitError like
-    `git_process` when git cannot be run."""
+class GitChild:
+    """A git started by `git_spawn`, running beside others. `communicate()` waits for it
+    (ticking) and returns its output; past its deadline its tree is ended and `returncode`
+    stays None. Started and ended by the process module, like every child."""
+
+    def __init__(self, handle: Handle, deadline: float) -> None:
+        self._handle = handle
+        self._deadline = deadline
+        self._done: Outcome | None = None
+
+    def communicate(self) -> tuple[bytes, bytes]:
+        if self._done is None:
+            self._done = self._handle.finish(self._deadline, max_output=None)
+        return self._done.out, self._done.err
+
+    def wait(self) -> int | None:
+        self.communicate()
+        return self.returncode
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._done is None else self._done.returncode
+
+
+def git_spawn(project: Path, *args: str, env: Mapping[str, str] | None = None) -> GitChild:
+    """Start `git -C project ARGS` (stdin /dev/null, output captured) so that independent git
+    calls run side by side; collect with `communicate()`. Raises GitError like `git_process`
+    when git cannot be run; the same timeout applies."""
+    import time
+
+    from unattended.platform_adapters import process
+
     try:
-        return subprocess.Popen(
-            ["git", "-C", str(project), *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=git_env(env),
-        )
+        handle = process.Handle(["git", "-C", str(project), *args], env=git_env(env))
     except FileNotFoundError:
         raise GitError("git is not installed or not on PATH") from None
     except OSError as exc:
         raise GitError(f"cannot run git: {exc}") from None
+    return GitChild(handle, time.monotonic() + GIT_TIMEOUT_S)
 
 
 def run_git(

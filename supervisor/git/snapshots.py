@@ -18,7 +18,6 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from unattended.supervisor.git.facts import (
     STATE_DIR_NAME,
+    GitChild,
     GitError,
     _common_dir,
     decode,
@@ -173,7 +173,7 @@ class Snapshotter:
         self.last_head: str | None = None
         self.taken_at = 0.0  # time.monotonic() when `last` was taken or found unchanged
         self._unpacked: list[str] = []  # snapshot commits written since the last _pack
-        self._pending: list[subprocess.Popen[bytes]] = []  # ref writes not yet waited for
+        self._pending: list[GitChild] = []  # ref writes not yet waited for
         # ((HEAD before, HEAD after), (commits, files changed)), counted during `take`
         self.counted: tuple[tuple[str, str], tuple[int, int]] | None = None
         self.watched: WatchedTree | None = None
@@ -203,6 +203,8 @@ class Snapshotter:
             else None
         )
         head = decode(head_proc.communicate()[0]).strip() or None
+        if head_proc.returncode is None:
+            raise GitError("git rev-parse HEAD did not finish")
         counting = self._count_from(head)
         added = quick.run(self.watched) if quick is not None else None
         if added is None:  # no watch, an answer that could miss something, or git refused
@@ -286,7 +288,7 @@ class Snapshotter:
             _, err = failed[0].communicate()
             raise GitError(f"git update-ref failed: {first_line(decode(err))}")
 
-    def _count_from(self, head: str | None) -> tuple[subprocess.Popen[bytes], ...] | None:
+    def _count_from(self, head: str | None) -> tuple[GitChild, GitChild] | None:
         """Commits and files changed since the previous snapshot's HEAD, started alongside
         `add -A` (at most 100 commits are counted, as commit_range_summary does)."""
         before = self.last_head
@@ -336,14 +338,14 @@ class Snapshotter:
         # it, and a newer copy would pass a same-second, same-size edit off as unchanged.
         os.utime(self.index, ns=(st.st_atime_ns, st.st_mtime_ns))
 
-    def _matching_ignored(self, proc: subprocess.Popen[bytes]) -> list[str]:
+    def _matching_ignored(self, proc: GitChild) -> list[str]:
         out, _ = proc.communicate()
         if proc.returncode != 0:
             raise GitError("git ls-files -o -i failed")
         return _matching_ignored(decode(out), self.prefix, self.globs)
 
 
-def _counts(log: subprocess.Popen[bytes], diff: subprocess.Popen[bytes]) -> tuple[int, int]:
+def _counts(log: GitChild, diff: GitChild) -> tuple[int, int]:
     commits, files = log.communicate()[0], diff.communicate()[0]
     if log.returncode != 0 or diff.returncode != 0:
         return 0, 0
