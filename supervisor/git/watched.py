@@ -213,7 +213,8 @@ class QuickAdd:
         if not present:
             return Added(changed_index=bool(gone))
         done = git_process(
-            self.top, "-c", "advice.addIgnoredFile=false",
+            # A few paths: threads that stat the whole index ahead (preload) only cost here.
+            self.top, "-c", "advice.addIgnoredFile=false", "-c", "core.preloadIndex=false",
             "add", "-A", "--ignore-errors", "--pathspec-from-file=-", "--pathspec-file-nul",
             env={**self.env, "GIT_LITERAL_PATHSPECS": "1", "LC_ALL": "C", "LANGUAGE": ""},
             input="\0".join(present) + "\0", check=False,
