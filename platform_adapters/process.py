@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import tempfile
@@ -228,6 +229,7 @@ class Handle:
             raise
         proctree.protect(self.proc.pid)  # our waitpid reaps it, never the orphan reaper
         self.pid = self.proc.pid
+        self.exit_fd = _exit_fd(self.pid)  # readable once it exits (Linux); None: we poll
         _live[self.pid] = self
         self._started = time.monotonic()
         self._last_scan = self._started
@@ -268,16 +270,31 @@ class Handle:
         for child in proctree.snapshot_tree(self.pid):
             self.seen.setdefault(child, None)
 
+    def wait_exit(self, timeout_s: float) -> bool:
+        """Block up to ``timeout_s`` until the child exits: woken by the exit itself where
+        there is an exit fd, else by polling. Does not reap. True when it has exited."""
+        if self.exit_fd is not None:
+            with contextlib.suppress(InterruptedError):
+                select.select([self.exit_fd], [], [], max(0.0, timeout_s))
+            return self.exited()
+        end = time.monotonic() + timeout_s
+        pause = 0.0005
+        while not self.exited():
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, WAIT_SLICE_S)
+        return True
+
     def wait(self, deadline: float, abort: Callable[[], bool] | None = None) -> bool:
         """Wait until the child exits (True), the monotonic ``deadline`` passes or ``abort()``
         says so (False), ticking in between. Does not reap."""
-        pause = 0.0005
         while not self.exited():
             now = time.monotonic()
             if now >= deadline or (abort is not None and abort()):
                 return False
-            time.sleep(min(pause, deadline - now))
-            pause = min(pause * 2, WAIT_SLICE_S)
+            self.wait_exit(min(WAIT_SLICE_S, deadline - now))
             tick_if_due()
             if time.monotonic() - self._last_scan >= SCAN_EVERY_S:
                 self.scan()
@@ -334,6 +351,9 @@ class Handle:
             self.proc.wait(timeout=timeout_s)
         if self.proc.returncode is None:
             return  # still running: stays listed, so the daemon's last act ends it
+        if self.exit_fd is not None:
+            os.close(self.exit_fd)
+            self.exit_fd = None
         proctree.unprotect(self.pid)
         _live.pop(self.pid, None)
 
@@ -371,6 +391,19 @@ class Handle:
             if self.proc.returncode is None:  # an exception mid-way: never leave it running
                 self.end()
             self._close_files()
+
+
+def _exit_fd(pid: int) -> int | None:
+    """A pidfd of our (unreaped, so not reusable) child: readable from the instant it exits,
+    so a wait wakes then, not at its next poll. Close-on-exec. None without pidfd_open (not
+    Linux, a kernel before 5.3, a seccomp filter)."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return opener(pid)
+    except OSError:
+        return None
 
 
 def live_identities() -> list[tuple[int, float]]:

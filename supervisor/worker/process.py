@@ -182,14 +182,19 @@ class Worker:
         if self.finished:
             return
         if not self._eof:
+            # The root's exit wakes us too: a tool child may hold stdout open after it.
+            exit_fd = self._handle.exit_fd
+            watched = [self._fd] if exit_fd is None else [self._fd, exit_fd]
             try:
-                ready, _, _ = select.select([self._fd], [], [], timeout)
+                ready, _, _ = select.select(watched, [], [], timeout)
             except InterruptedError:
                 ready = []
-            if ready:
+            if self._fd in ready:
                 self._drain()
         else:
-            time.sleep(timeout)
+            # EOF may come a moment before the exit (fds close first): wait for the exit
+            # itself, not the whole timeout.
+            self._handle.wait_exit(timeout)
         now = self._clock()
         if now - self._last_scan >= TREE_SCAN_S:
             self._scan_tree(now)

@@ -91,6 +91,18 @@ def test_the_tick_runs_while_a_child_blocks_and_abort_ends_it() -> None:
     assert time.monotonic() - started < 10
 
 
+def test_wait_exit_returns_at_the_exit_and_leaves_the_child_to_its_owner() -> None:
+    handle = process.Handle(["sleep", "0.3"])
+    assert not handle.wait_exit(0.01)
+    started = time.monotonic()
+    assert handle.wait_exit(30.0)
+    assert time.monotonic() - started < 15
+    # Not reaped: a zombie keeps its PID (and process group) ours until the owner reaps it.
+    assert handle.proc.returncode is None and handle.exited()
+    assert handle.finish(time.monotonic() + 10).ok
+    assert handle.exit_fd is None and handle.pid not in {p for p, _ in process.live_identities()}
+
+
 def test_call_ticking_ticks_and_has_its_own_timeout() -> None:
     ticks: list[int] = []
     with process.ticking(lambda: ticks.append(1), every_s=0.1):
