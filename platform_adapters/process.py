@@ -99,6 +99,12 @@ def ticking(tick: Callable[[], object], every_s: float = 1.0) -> Iterator[None]:
         _tick, _tick_every_s = saved
 
 
+def ticked() -> None:
+    """The loop just ticked by itself: the next ``tick_if_due`` is a whole interval away."""
+    global _last_tick
+    _last_tick = time.monotonic()
+
+
 def tick_if_due() -> None:
     global _in_tick, _last_tick
     if _tick is None or _in_tick or threading.current_thread() is not threading.main_thread():

@@ -360,8 +360,10 @@ class RelayLoop:
         self.ticker.worker = worker
         self.recorder.set(RunStatus.RUNNING, worker_pid=worker.pid, worker_started_at=started)
         self._log(f"worker started (pid {worker.pid}, {mode} session)", number, kind="spawn")
-        while not worker.finished:
+        while True:
             worker.pump(self.ticker.tick_s)
+            if worker.finished:
+                break
             self.ticker.tick()
         outcome = worker.record()
         self.ticker.worker = None
@@ -373,6 +375,9 @@ class RelayLoop:
         )
         ended = self.clock.time()
         self.recorder.set(RunStatus.WAITING, worker_pid=None, worker_started_at=None)
+        # The exit's tick comes after the write that records it: a tick before it would write
+        # state.json once more for the tree that changed (one write in the gap, not two).
+        self.ticker.tick()
         after = self.git.point(number, "after", self._warn)
         record = it.record_from_worker(number, started, ended, outcome, before, after)
         record.resumed_session = plan.resume_session is not None

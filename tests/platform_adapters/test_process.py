@@ -103,6 +103,18 @@ def test_wait_exit_returns_at_the_exit_and_leaves_the_child_to_its_owner() -> No
     assert handle.exit_fd is None and handle.pid not in {p for p, _ in process.live_identities()}
 
 
+def test_a_tick_of_the_loop_itself_puts_off_the_tick_of_a_wait() -> None:
+    ticks: list[float] = []
+    with process.ticking(lambda: ticks.append(time.monotonic()), every_s=1.0):
+        time.sleep(1.05)
+        process.ticked()  # the loop ticked just now (the worker's exit)
+        process.tick_if_due()  # git right after it: no second tick at once
+        assert ticks == []
+        time.sleep(1.05)
+        process.tick_if_due()
+        assert len(ticks) == 1
+
+
 def test_call_ticking_ticks_and_has_its_own_timeout() -> None:
     ticks: list[int] = []
     with process.ticking(lambda: ticks.append(1), every_s=0.1):
