@@ -206,6 +206,9 @@ class RelayLoop:
             verdict = self._conclude(record)
             if verdict.terminal:
                 return verdict
+            # The worker's exit is on disk now: this tick (a stop requested meanwhile reaches
+            # the gate) finds state.json up to date and writes nothing.
+            self.ticker.tick()
 
     def _conclude(self, record: IterationRecord) -> Verdict:
         """Account the iteration, ask ``safety``, record, and react: escalate, note, wait."""
@@ -374,10 +377,10 @@ class RelayLoop:
             "worker_exit", number, exit_code=outcome.exit_code, ended_by=outcome.ended_by
         )
         ended = self.clock.time()
-        self.recorder.set(RunStatus.WAITING, worker_pid=None, worker_started_at=None)
-        # The exit's tick comes after the write that records it: a tick before it would write
-        # state.json once more for the tree that changed (one write in the gap, not two).
-        self.ticker.tick()
+        # On disk with the iteration's record, after its git evidence: a death before that finds
+        # the iteration unrecorded, as a death during the worker would (a resume prices it from
+        # its raw log and records it crashed), and the gap has one state write less.
+        self.recorder.note(RunStatus.WAITING, worker_pid=None, worker_started_at=None)
         after = self.git.point(number, "after", self._warn)
         record = it.record_from_worker(number, started, ended, outcome, before, after)
         record.resumed_session = plan.resume_session is not None

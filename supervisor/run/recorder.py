@@ -56,6 +56,18 @@ class Recorder:
     # ----- state.json ------------------------------------------------------------------
     def set(self, status: RunStatus, **fields: Any) -> None:
         """Change the status (and any state fields) and write state.json."""
+        changed = self._change(status, fields)
+        self.write()
+        if changed:
+            self._tell_service()
+
+    def note(self, status: RunStatus, **fields: Any) -> None:
+        """Change them in memory only: the next write puts them on disk (a tick's, when the tree
+        changed, or the loop's next ``set``)."""
+        if self._change(status, fields):
+            self._tell_service()
+
+    def _change(self, status: RunStatus, fields: dict[str, Any]) -> bool:
         st = self.ctx.state
         for key, value in fields.items():
             if key == "worker_started_at" and isinstance(value, float):
@@ -63,9 +75,11 @@ class Recorder:
             setattr(st, key, value)
         changed = st.status != status
         st.status = status
-        self.write()
-        if changed:
-            self.sd.status(f"{status.value}: iteration {st.iteration} of {st.max_iterations}")
+        return changed
+
+    def _tell_service(self) -> None:
+        st = self.ctx.state
+        self.sd.status(f"{st.status.value}: iteration {st.iteration} of {st.max_iterations}")
 
     def write(self) -> None:
         from unattended.contracts.state import SeenProcess

@@ -3,38 +3,82 @@ there is one the crash-only rules need, and no more."""
 
 from __future__ import annotations
 
-from tests.supervisor.run.driver import FakeWorker, Turn
+import json
+
+import pytest
+
+from tests.supervisor.run.driver import DaemonKilled, FakeWorker, Turn
 from unattended.contracts.exit_codes import ExitCode
 from unattended.contracts.status import RunStatus
+from unattended.contracts.telemetry import TelemetryLine
 from unattended.supervisor.run import recorder
 
 
-def test_a_worker_exit_is_one_state_write_before_the_git_evidence(loop_driver, monkeypatch):
+def test_the_gap_writes_state_twice_the_record_then_the_launch(loop_driver, monkeypatch):
     # A worker with a process tree, as a real one: its exit changes the tree state.json lists.
     monkeypatch.setattr(
         FakeWorker, "seen_identities", lambda w: [] if w.finished else [(w.pid, 1.0)]
     )
     drv = loop_driver([Turn(), Turn()], max_iterations=2)
     seen: list[tuple] = []
-    real_write, real_end, real_point = recorder.write_state, FakeWorker._end, drv.git.point
+    real_write, real_end, real_init = recorder.write_state, FakeWorker._end, FakeWorker.__init__
+    real_point = drv.git.point
 
     def write(paths, state) -> None:  # noqa: ANN001
-        seen.append(("write", state.status, state.worker_pid, len(state.descendants)))
+        recorded = state.last_iteration.number if state.last_iteration else 0
+        seen.append((state.status, state.worker_pid, len(state.descendants), state.iteration,
+                     recorded))  # fmt: skip
         real_write(paths, state)
 
     def end(worker, *args) -> None:  # noqa: ANN001, ANN002
         real_end(worker, *args)
-        seen.append(("exit",))
+        seen.append("exit")
+
+    def spawned(worker, *args) -> None:  # noqa: ANN001, ANN002
+        real_init(worker, *args)
+        seen.append("spawn")
 
     def point(number, phase, warn):  # noqa: ANN001, ANN202
-        seen.append((phase,))
+        seen.append(phase)
         return real_point(number, phase, warn)
 
     monkeypatch.setattr(recorder, "write_state", write)
     monkeypatch.setattr(FakeWorker, "_end", end)
+    monkeypatch.setattr(FakeWorker, "__init__", spawned)
     drv.git.point = point
     assert drv.run() == ExitCode.CAPPED
-    exit_at = seen.index(("exit",))
-    after_at = seen.index(("after",), exit_at)
-    # The exit on disk (waiting, no worker, no processes) before git runs: once, not twice.
-    assert seen[exit_at + 1 : after_at] == [("write", RunStatus.WAITING, None, 0)]
+    exit_at = seen.index("exit")
+    gap = seen[exit_at + 1 : seen.index("spawn", exit_at)]
+    waiting = RunStatus.WAITING
+    assert gap == [
+        "after",  # git evidence first: the worker's exit goes on disk with its record
+        (waiting, None, 0, 1, 1),  # iteration 1 recorded (before its telemetry line)
+        "before",
+        (waiting, None, 0, 2, 1),  # iteration 2 counted before it is launched
+    ]
+
+
+def test_a_kill_during_the_git_evidence_leaves_the_iteration_to_the_resume(loop_driver):
+    first = loop_driver([Turn(progress=True, cost=0.2), Turn()], max_iterations=2)
+    real_point = first.git.point
+
+    def point(number, phase, warn):  # noqa: ANN001, ANN202
+        if phase == "after":
+            raise DaemonKilled  # the worker has exited; its iteration is not recorded yet
+        return real_point(number, phase, warn)
+
+    first.git.point = point
+    with pytest.raises(DaemonKilled):
+        first.run()
+    on_disk = first.saved_state()
+    assert on_disk.iteration == 1 and on_disk.last_iteration is None and on_disk.cost_usd == 0
+    raw = first.workers[0].spec.stdout_path.read_text().splitlines()
+    assert [json.loads(line)["type"] for line in raw] == ["system", "result"]
+    resumed = loop_driver([Turn(), Turn()], resume=True, max_iterations=2)
+    assert resumed.run() == ExitCode.CAPPED
+    assert resumed.launched == 1  # iteration 2 only: the cap counts the killed one
+    state = resumed.saved_state()
+    assert state.cost_usd == 0.21  # the killed iteration priced from its raw log's result
+    text = resumed.paths.telemetry.read_text()
+    first_line = TelemetryLine.model_validate_json(text.splitlines()[0])
+    assert (first_line.iteration, first_line.outcome.value) == (1, "crashed")
