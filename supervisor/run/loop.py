@@ -206,9 +206,6 @@ class RelayLoop:
             verdict = self._conclude(record)
             if verdict.terminal:
                 return verdict
-            # The worker's exit is on disk now: this tick (a stop requested meanwhile reaches
-            # the gate) finds state.json up to date and writes nothing.
-            self.ticker.tick()
 
     def _conclude(self, record: IterationRecord) -> Verdict:
         """Account the iteration, ask ``safety``, record, and react: escalate, note, wait."""
@@ -381,6 +378,7 @@ class RelayLoop:
         # the iteration unrecorded, as a death during the worker would (a resume prices it from
         # its raw log and records it crashed), and the gap has one state write less.
         self.recorder.note(RunStatus.WAITING, worker_pid=None, worker_started_at=None)
+        self.ticker.tick()  # a stop requested during the worker's last second reaches the gate
         after = self.git.point(number, "after", self._warn)
         record = it.record_from_worker(number, started, ended, outcome, before, after)
         record.resumed_session = plan.resume_session is not None

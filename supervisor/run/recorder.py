@@ -97,9 +97,12 @@ class Recorder:
             export_textfile(self.ctx, self.warn)
 
     def tree_changed(self) -> bool:
-        """The run's processes differ from those state.json lists (write it again)."""
-        recorded = [(d.pid, d.create_time) for d in self.ctx.state.descendants]
-        return recorded != self.seen_processes()
+        """A process of the run alive now that state.json does not list (write it again).
+        One that ended is no reason: a listed process is ended after a kill -9 only if it is
+        still alive and provably ours (its start time and run marker), and the next write
+        drops it (this spares the write at every worker's exit, and at each tool's end)."""
+        recorded = {(d.pid, d.create_time) for d in self.ctx.state.descendants}
+        return not recorded.issuperset(self.seen_processes())
 
     def guard_disk(self, action: Callable[[], object]) -> None:
         """Run a write; recreate a deleted ``.unattended/`` once; ENOSPC becomes DiskFull."""

@@ -82,3 +82,17 @@ def test_a_kill_during_the_git_evidence_leaves_the_iteration_to_the_resume(loop_
     text = resumed.paths.telemetry.read_text()
     first_line = TelemetryLine.model_validate_json(text.splitlines()[0])
     assert (first_line.iteration, first_line.outcome.value) == (1, "crashed")
+
+
+def test_a_process_ending_is_no_reason_to_write_state_a_new_one_is(loop_driver) -> None:
+    rec = loop_driver([Turn()]).loop.recorder
+    alive = [(40_001, 1.0), (40_002, 2.0)]
+    rec.seen_processes = lambda: list(alive)
+    rec.write()
+    assert not rec.tree_changed()
+    alive.pop()  # a tool (or the worker) ended: a kill -9 now leaves nothing unlisted
+    assert not rec.tree_changed()
+    alive.append((40_003, 3.0))  # a new one must be on disk within a tick
+    assert rec.tree_changed()
+    rec.write()
+    assert [(d.pid, d.create_time) for d in rec.ctx.state.descendants] == alive
