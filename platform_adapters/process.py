@@ -241,6 +241,15 @@ class Handle:
         self._last_scan = self._started
         self.created = 0.0
         self.seen: dict[psutil.Process, None] = {}
+        if policy.sweep:  # what it detaches is told by its start time: known before it exits
+            self._note_root()
+
+    def _note_root(self) -> None:
+        """Remember the child itself and its start time. Until we reap it its PID cannot name
+        another process, so a helper's waits for its first use (reading it at once waited for
+        the child's exec to finish: a wake-up more per git command)."""
+        if self.created or self.proc.returncode is not None:
+            return
         root = proctree.process(self.pid)
         if root is not None:
             self.created = root.create_time()
@@ -272,6 +281,7 @@ class Handle:
 
     def scan(self) -> None:
         """Remember every descendant alive now, including those in sessions of their own."""
+        self._note_root()
         self._last_scan = time.monotonic()
         for child in proctree.snapshot_tree(self.pid):
             self.seen.setdefault(child, None)
@@ -365,6 +375,7 @@ class Handle:
 
     def identities(self) -> list[tuple[int, float]]:
         """(pid, create time) of this child and every descendant seen, those alive."""
+        self._note_root()
         found = (proctree.identity(p) for p in self.seen if not proctree.is_gone(p))
         return [ident for ident in found if ident is not None]
 

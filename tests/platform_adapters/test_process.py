@@ -103,6 +103,16 @@ def test_wait_exit_returns_at_the_exit_and_leaves_the_child_to_its_owner() -> No
     assert handle.exit_fd is None and handle.pid not in {p for p, _ in process.live_identities()}
 
 
+def test_a_running_helper_is_listed_for_state_json_with_its_start_time() -> None:
+    handle = process.Handle(["sleep", "30"])
+    try:
+        listed = dict(process.live_identities())
+        assert listed[handle.pid] == psutil.Process(handle.pid).create_time()
+    finally:
+        handle.end()
+    assert handle.pid not in dict(process.live_identities())
+
+
 def test_a_tick_of_the_loop_itself_puts_off_the_tick_of_a_wait() -> None:
     ticks: list[float] = []
     with process.ticking(lambda: ticks.append(time.monotonic()), every_s=1.0):
