@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from unattended.contracts.cli_versions import in_tested_range, untested_warning
 from unattended.contracts.exit_codes import ExitCode
 from unattended.contracts.iteration import IterationRecord
 from unattended.contracts.paths import RunPaths
@@ -449,7 +450,6 @@ class RelayLoop:
         """The iteration joins the history and the totals before the rules judge the run:
         only what this iteration added (a resumed session's figures are cumulative on newer
         CLIs), every model's tokens, and the larger of the CLI's and the published price."""
-        from unattended.contracts.cli_versions import in_tested_range, untested_warning
         from unattended.supervisor.worker.accounting import settle
 
         st = self.ctx.state

@@ -4,6 +4,10 @@ there is one the crash-only rules need, and no more."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +16,8 @@ from unattended.contracts.exit_codes import ExitCode
 from unattended.contracts.status import RunStatus
 from unattended.contracts.telemetry import TelemetryLine
 from unattended.supervisor.run import recorder
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_gap_writes_state_twice_the_record_then_the_launch(loop_driver, monkeypatch):
@@ -96,3 +102,46 @@ def test_a_process_ending_is_no_reason_to_write_state_a_new_one_is(loop_driver) 
     assert rec.tree_changed()
     rec.write()
     assert [(d.pid, d.create_time) for d in rec.ctx.state.descendants] == alive
+
+
+FIRST_GAP = """
+import json, sys
+from pathlib import Path
+from tests.supervisor.run.driver import FakeClock, FakeWorker, LoopDriver, Turn
+from unattended.supervisor.records.fsio import sys_calls
+import unattended.contracts.stream  # a real worker's stream is parsed while it runs
+
+clock = FakeClock()
+sys_calls.time, sys_calls.monotonic = clock.time, clock.monotonic
+loaded = {}
+real_end, real_init = FakeWorker._end, FakeWorker.__init__
+
+def end(worker, *args):
+    real_end(worker, *args)
+    loaded.setdefault("exit", set(sys.modules))
+
+def spawned(worker, *args):
+    if "exit" in loaded:
+        loaded.setdefault("spawn", set(sys.modules))
+    real_init(worker, *args)
+
+FakeWorker._end, FakeWorker.__init__ = end, spawned
+drv = LoopDriver(Path(sys.argv[1]), [Turn(), Turn()], clock, {"max_iterations": 2})
+drv.run()
+print(json.dumps(sorted(loaded["spawn"] - loaded["exit"])))
+"""
+
+
+def test_the_first_gap_imports_nothing(tmp_path: Path, private_state_home: Path) -> None:
+    # Every daemon's first gap would pay for them (a herd of daemons starts together). A fresh
+    # interpreter: this one has imported everything already.
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_GAP, str(tmp_path)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(done.stdout) == []
