@@ -181,6 +181,7 @@ class Worker:
         """Wait up to ``timeout`` s for output, stream it, and enforce timeout and stall."""
         if self.finished:
             return
+        until = time.monotonic() + timeout
         if not self._eof:
             # The root's exit wakes us too: a tool child may hold stdout open after it.
             exit_fd = self._handle.exit_fd
@@ -191,10 +192,10 @@ class Worker:
                 ready = []
             if self._fd in ready:
                 self._drain()
-        else:
-            # EOF may come a moment before the exit (fds close first): wait for the exit
-            # itself, not the whole timeout.
-            self._handle.wait_exit(timeout)
+        if self._eof:
+            # EOF comes a moment before the exit (fds close first): wait for the exit itself,
+            # in this pump (not a tick later, nor at the end of the timeout).
+            self._handle.wait_exit(max(0.0, until - time.monotonic()))
         now = self._clock()
         if now - self._last_scan >= TREE_SCAN_S:
             self._scan_tree(now)

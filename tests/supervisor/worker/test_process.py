@@ -168,6 +168,10 @@ def test_a_worker_closing_stdout_before_it_exits_is_over_at_its_exit(fake_claude
     worker = Worker.spawn(spec_for(fake_claude, repo, tmp_path, argv=argv))
     assert pump_until_finished(worker, 30.0) < 15
     assert worker.record().exit_code == 0
+    # One pump from the EOF to the exit: the loop gets no tick (no state write) in between.
+    worker = Worker.spawn(spec_for(fake_claude, repo, tmp_path, argv=argv))
+    worker.pump(30.0)
+    assert worker.finished
 
 
 def test_the_root_exiting_wakes_the_pump_while_a_child_holds_stdout(fake_claude, repo, tmp_path):
