@@ -246,8 +246,8 @@ class Handle:
 
     def _note_root(self) -> None:
         """Remember the child itself and its start time. Until we reap it its PID cannot name
-        another process, so a helper's waits for its first use (reading it at once waited for
-        the child's exec to finish: a wake-up more per git command)."""
+        another process, so a helper's is read when first needed (read at once, it waited for
+        the child's exec to finish: one more wake-up per git command)."""
         if self.created or self.proc.returncode is not None:
             return
         root = proctree.process(self.pid)

@@ -62,8 +62,8 @@ class Recorder:
             self._tell_service()
 
     def note(self, status: RunStatus, **fields: Any) -> None:
-        """Change them in memory only: the next write puts them on disk (a tick's, when the tree
-        changed, or the loop's next ``set``)."""
+        """Change the status (and any state fields) in memory only: the next write puts them on
+        disk (the loop's next ``set``, or a tick's)."""
         if self._change(status, fields):
             self._tell_service()
 
