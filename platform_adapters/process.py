@@ -99,6 +99,12 @@ def ticking(tick: Callable[[], object], every_s: float = 1.0) -> Iterator[None]:
         _tick, _tick_every_s = saved
 
 
+def ticked() -> None:
+    """The loop just ticked by itself: the next ``tick_if_due`` is a whole interval away."""
+    global _last_tick
+    _last_tick = time.monotonic()
+
+
 def tick_if_due() -> None:
     global _in_tick, _last_tick
     if _tick is None or _in_tick or threading.current_thread() is not threading.main_thread():
@@ -229,19 +235,19 @@ class Handle:
             raise
         proctree.protect(self.proc.pid)  # our waitpid reaps it, never the orphan reaper
         self.pid = self.proc.pid
-        self._pidfd: int | None = _open_pidfd(self.pid)
+        self.exit_fd = _exit_fd(self.pid)  # readable once it exits (Linux); None: we poll
         _live[self.pid] = self
         self._started = time.monotonic()
         self._last_scan = self._started
         self.created = 0.0
         self.seen: dict[psutil.Process, None] = {}
-        if policy.sweep:  # what it detaches is found by its start time: note it now
+        if policy.sweep:  # what it detaches is told by its start time: known before it exits
             self._note_root()
 
     def _note_root(self) -> None:
-        """The child as a psutil process with its start time (PID-reuse safe identity). A
-        helper's is noted when first needed: reading /proc while it execs waits for the exec,
-        a cost every quick git call would pay. Unreaped, its PID cannot name another."""
+        """Remember the child itself and its start time. Until we reap it its PID cannot name
+        another process, so a helper's is read when first needed (read at once, it waited for
+        the child's exec to finish: one more wake-up per git command)."""
         if self.created or self.proc.returncode is not None:
             return
         root = proctree.process(self.pid)
@@ -275,35 +281,40 @@ class Handle:
 
     def scan(self) -> None:
         """Remember every descendant alive now, including those in sessions of their own."""
-        self._last_scan = time.monotonic()
         self._note_root()
+        self._last_scan = time.monotonic()
         for child in proctree.snapshot_tree(self.pid):
             self.seen.setdefault(child, None)
+
+    def wait_exit(self, timeout_s: float) -> bool:
+        """Block up to ``timeout_s`` until the child exits: woken by the exit itself where
+        there is an exit fd, else by polling. Does not reap. True when it has exited."""
+        if self.exit_fd is not None:
+            with contextlib.suppress(InterruptedError):
+                select.select([self.exit_fd], [], [], max(0.0, timeout_s))
+            return self.exited()
+        end = time.monotonic() + timeout_s
+        pause = 0.0005
+        while not self.exited():
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, WAIT_SLICE_S)
+        return True
 
     def wait(self, deadline: float, abort: Callable[[], bool] | None = None) -> bool:
         """Wait until the child exits (True), the monotonic ``deadline`` passes or ``abort()``
         says so (False), ticking in between. Does not reap."""
-        pause = 0.0005
         while not self.exited():
             now = time.monotonic()
             if now >= deadline or (abort is not None and abort()):
                 return False
-            self.sleep_until_exit(min(pause, deadline - now))
-            # With a pidfd the wait ends at the exit itself: no need to poll ever faster.
-            pause = WAIT_SLICE_S if self._pidfd is not None else min(pause * 2, WAIT_SLICE_S)
+            self.wait_exit(min(WAIT_SLICE_S, deadline - now))
             tick_if_due()
             if time.monotonic() - self._last_scan >= SCAN_EVERY_S:
                 self.scan()
         return True
-
-    def sleep_until_exit(self, timeout_s: float) -> None:
-        """Sleep up to ``timeout_s``, waking as the child exits where the OS can say so (a
-        pidfd, Linux 5.3+): a 40 ms git call is seen ending at 40 ms, not at the next poll."""
-        if self._pidfd is None:
-            time.sleep(timeout_s)
-            return
-        with contextlib.suppress(InterruptedError):
-            select.select([self._pidfd], [], [], timeout_s)
 
     def end(
         self,
@@ -356,9 +367,9 @@ class Handle:
             self.proc.wait(timeout=timeout_s)
         if self.proc.returncode is None:
             return  # still running: stays listed, so the daemon's last act ends it
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
+        if self.exit_fd is not None:
+            os.close(self.exit_fd)
+            self.exit_fd = None
         proctree.unprotect(self.pid)
         _live.pop(self.pid, None)
 
@@ -399,6 +410,19 @@ class Handle:
             self._close_files()
 
 
+def _exit_fd(pid: int) -> int | None:
+    """A pidfd of our (unreaped, so not reusable) child: readable from the instant it exits,
+    so a wait wakes then, not at its next poll. Close-on-exec. None without pidfd_open (not
+    Linux, a kernel before 5.3, a seccomp filter)."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return opener(pid)
+    except OSError:
+        return None
+
+
 def live_identities() -> list[tuple[int, float]]:
     """Every child started here and not yet reaped, with the descendants seen: for state.json."""
     return [ident for handle in list(_live.values()) for ident in handle.identities()]
@@ -410,15 +434,6 @@ def end_all() -> list[int]:
     for handle in list(_live.values()):
         killed += handle.end().killed
     return killed
-
-
-def _open_pidfd(pid: int) -> int | None:
-    """A descriptor that turns readable when our child ``pid`` exits; None where there is
-    none (macOS, kernels before 5.3, sandboxes that refuse it): waits then poll."""
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return None
 
 
 def _read(handle: IO[bytes] | None, limit: int | None) -> bytes:

@@ -189,6 +189,8 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
 def reap_orphans(skip: Collection[int] = ()) -> list[int]:
     """As a subreaper, reap adopted zombie children. Never ``waitpid(-1)``: that could steal
     the exit status of the worker (or of any protected PID, or one in ``skip``)."""
+    if not _child_exited():
+        return []  # the usual case (our own helpers, reaped by their owners): no /proc scan
     import psutil
 
     reaped = []
@@ -204,6 +206,16 @@ def reap_orphans(skip: Collection[int] = ()) -> list[int]:
         if pid:
             reaped.append(pid)
     return reaped
+
+
+def _child_exited() -> bool:
+    """Has any child of ours exited and not been reaped? A peek (WNOWAIT): nothing is reaped."""
+    try:
+        return os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return False  # no children at all
+    except (AttributeError, OSError):
+        return True  # no waitid here: look the long way
 
 
 def _prctl() -> Callable[..., int] | None:

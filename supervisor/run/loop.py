@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from unattended.contracts.cli_versions import in_tested_range, untested_warning
 from unattended.contracts.exit_codes import ExitCode
 from unattended.contracts.iteration import IterationRecord
 from unattended.contracts.paths import RunPaths
@@ -360,8 +361,10 @@ class RelayLoop:
         self.ticker.worker = worker
         self.recorder.set(RunStatus.RUNNING, worker_pid=worker.pid, worker_started_at=started)
         self._log(f"worker started (pid {worker.pid}, {mode} session)", number, kind="spawn")
-        while not worker.finished:
+        while True:
             worker.pump(self.ticker.tick_s)
+            if worker.finished:
+                break
             self.ticker.tick()
         outcome = worker.record()
         self.ticker.worker = None
@@ -372,7 +375,11 @@ class RelayLoop:
             "worker_exit", number, exit_code=outcome.exit_code, ended_by=outcome.ended_by
         )
         ended = self.clock.time()
-        self.recorder.set(RunStatus.WAITING, worker_pid=None, worker_started_at=None)
+        # On disk with the iteration's record, after its git evidence: a death before that finds
+        # the iteration unrecorded, as a death during the worker would (a resume prices it from
+        # its raw log and records it crashed), and the gap has one state write less.
+        self.recorder.note(RunStatus.WAITING, worker_pid=None, worker_started_at=None)
+        self.ticker.tick()  # a stop requested during the worker's last second reaches the gate
         after = self.git.point(number, "after", self._warn)
         record = it.record_from_worker(number, started, ended, outcome, before, after)
         record.resumed_session = plan.resume_session is not None
@@ -443,7 +450,6 @@ class RelayLoop:
         """The iteration joins the history and the totals before the rules judge the run:
         only what this iteration added (a resumed session's figures are cumulative on newer
         CLIs), every model's tokens, and the larger of the CLI's and the published price."""
-        from unattended.contracts.cli_versions import in_tested_range, untested_warning
         from unattended.supervisor.worker.accounting import settle
 
         st = self.ctx.state

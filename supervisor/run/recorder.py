@@ -56,6 +56,18 @@ class Recorder:
     # ----- state.json ------------------------------------------------------------------
     def set(self, status: RunStatus, **fields: Any) -> None:
         """Change the status (and any state fields) and write state.json."""
+        changed = self._change(status, fields)
+        self.write()
+        if changed:
+            self._tell_service()
+
+    def note(self, status: RunStatus, **fields: Any) -> None:
+        """Change the status (and any state fields) in memory only: the next write puts them on
+        disk (the loop's next ``set``, or a tick's)."""
+        if self._change(status, fields):
+            self._tell_service()
+
+    def _change(self, status: RunStatus, fields: dict[str, Any]) -> bool:
         st = self.ctx.state
         for key, value in fields.items():
             if key == "worker_started_at" and isinstance(value, float):
@@ -63,9 +75,11 @@ class Recorder:
             setattr(st, key, value)
         changed = st.status != status
         st.status = status
-        self.write()
-        if changed:
-            self.sd.status(f"{status.value}: iteration {st.iteration} of {st.max_iterations}")
+        return changed
+
+    def _tell_service(self) -> None:
+        st = self.ctx.state
+        self.sd.status(f"{st.status.value}: iteration {st.iteration} of {st.max_iterations}")
 
     def write(self) -> None:
         from unattended.contracts.state import SeenProcess
@@ -83,9 +97,12 @@ class Recorder:
             export_textfile(self.ctx, self.warn)
 
     def tree_changed(self) -> bool:
-        """The run's processes differ from those state.json lists (write it again)."""
-        recorded = [(d.pid, d.create_time) for d in self.ctx.state.descendants]
-        return recorded != self.seen_processes()
+        """A process of the run alive now that state.json does not list (write it again).
+        One that ended is no reason: a listed process is ended after a kill -9 only if it is
+        still alive and provably ours (its start time and run marker), and the next write
+        drops it (this spares the write at every worker's exit, and at each tool's end)."""
+        recorded = {(d.pid, d.create_time) for d in self.ctx.state.descendants}
+        return not recorded.issuperset(self.seen_processes())
 
     def guard_disk(self, action: Callable[[], object]) -> None:
         """Run a write; recreate a deleted ``.unattended/`` once; ENOSPC becomes DiskFull."""

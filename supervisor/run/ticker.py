@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from unattended.contracts.status import RunStatus
-from unattended.platform_adapters import proctree
+from unattended.platform_adapters import process, proctree
 from unattended.safety.verdict import Verdict
 from unattended.supervisor.records.fsio import UnsafePath, append_line, ensure_private_dir
 from unattended.supervisor.records.pidfile import write_pid_file
@@ -51,6 +51,7 @@ class Ticker:
 
     # ----- one tick --------------------------------------------------------------------
     def tick(self) -> None:
+        process.ticked()  # a wait on git right after this tick need not tick again at once
         now = self.clock.time()
         self._apply_control(now)
         worker, log = self.worker, self.recorder.log

@@ -181,15 +181,21 @@ class Worker:
         """Wait up to ``timeout`` s for output, stream it, and enforce timeout and stall."""
         if self.finished:
             return
+        until = time.monotonic() + timeout
         if not self._eof:
+            # The root's exit wakes us too: a tool child may hold stdout open after it.
+            exit_fd = self._handle.exit_fd
+            watched = [self._fd] if exit_fd is None else [self._fd, exit_fd]
             try:
-                ready, _, _ = select.select([self._fd], [], [], timeout)
+                ready, _, _ = select.select(watched, [], [], timeout)
             except InterruptedError:
                 ready = []
-            if ready:
+            if self._fd in ready:
                 self._drain()
-        else:
-            self._handle.sleep_until_exit(timeout)  # its output ended: its exit is next
+        if self._eof:
+            # EOF comes a moment before the exit (fds close first): wait for the exit itself,
+            # in this pump (not a tick later, nor at the end of the timeout).
+            self._handle.wait_exit(max(0.0, until - time.monotonic()))
         now = self._clock()
         if now - self._last_scan >= TREE_SCAN_S:
             self._scan_tree(now)

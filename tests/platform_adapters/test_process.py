@@ -91,6 +91,40 @@ def test_the_tick_runs_while_a_child_blocks_and_abort_ends_it() -> None:
     assert time.monotonic() - started < 10
 
 
+def test_wait_exit_returns_at_the_exit_and_leaves_the_child_to_its_owner() -> None:
+    handle = process.Handle(["sleep", "0.3"])
+    assert not handle.wait_exit(0.01)
+    started = time.monotonic()
+    assert handle.wait_exit(30.0)
+    assert time.monotonic() - started < 15
+    # Not reaped: a zombie keeps its PID (and process group) ours until the owner reaps it.
+    assert handle.proc.returncode is None and handle.exited()
+    assert handle.finish(time.monotonic() + 10).ok
+    assert handle.exit_fd is None and handle.pid not in {p for p, _ in process.live_identities()}
+
+
+def test_a_running_helper_is_listed_for_state_json_with_its_start_time() -> None:
+    handle = process.Handle(["sleep", "30"])
+    try:
+        listed = dict(process.live_identities())
+        assert listed[handle.pid] == psutil.Process(handle.pid).create_time()
+    finally:
+        handle.end()
+    assert handle.pid not in dict(process.live_identities())
+
+
+def test_a_tick_of_the_loop_itself_puts_off_the_tick_of_a_wait() -> None:
+    ticks: list[float] = []
+    with process.ticking(lambda: ticks.append(time.monotonic()), every_s=1.0):
+        time.sleep(1.05)
+        process.ticked()  # the loop ticked just now (the worker's exit)
+        process.tick_if_due()  # git right after it: no second tick at once
+        assert ticks == []
+        time.sleep(1.05)
+        process.tick_if_due()
+        assert len(ticks) == 1
+
+
 def test_call_ticking_ticks_and_has_its_own_timeout() -> None:
     ticks: list[int] = []
     with process.ticking(lambda: ticks.append(1), every_s=0.1):
@@ -165,13 +199,13 @@ def test_a_slow_git_keeps_the_tick_going(tmp_path: Path, monkeypatch) -> None:  
 def test_a_wait_wakes_at_the_exit_through_a_pidfd_that_is_closed_when_reaped() -> None:
     fds_before = set(os.listdir("/proc/self/fd"))
     handle = process.Handle(["sh", "-c", "cat >/dev/null"], stdin=subprocess.PIPE)
-    assert handle._pidfd is not None  # the wait below sleeps on it, not on a poll interval
-    assert f"{handle._pidfd}" in os.listdir("/proc/self/fd")
-    handle.sleep_until_exit(0.05)  # still running: the whole slice passes
+    assert handle.exit_fd is not None  # the wait below sleeps on it, not on a poll interval
+    assert f"{handle.exit_fd}" in os.listdir("/proc/self/fd")
+    handle.wait_exit(0.05)  # still running: the whole slice passes
     assert not handle.exited()
     assert handle.proc.stdin is not None
     handle.proc.stdin.close()  # cat reads EOF and exits
     done = handle.finish(time.monotonic() + 10)
     assert done.returncode == 0
-    assert handle._pidfd is None
+    assert handle.exit_fd is None
     assert set(os.listdir("/proc/self/fd")) == fds_before  # nothing leaked, the pidfd included

@@ -51,3 +51,41 @@ def test_orphans_come_to_the_subreaper(mode: str) -> None:
     else:
         assert facts["now"] is False
         assert facts["ppid"] != facts["me"]  # without it the orphan escapes to init
+
+
+REAPING = """
+import json, os, subprocess, sys, time
+from unattended.platform_adapters import proctree
+proctree.become_subreaper()
+nothing = proctree.reap_orphans()  # no child has exited
+# A child whose exit status is its owner's (a helper or the worker), exited before the orphan.
+owned = subprocess.Popen(["false"])
+proctree.protect(owned.pid)
+os.waitid(os.P_PID, owned.pid, os.WEXITED | os.WNOWAIT)
+out = subprocess.run(["sh", "-c", "sleep 30 >/dev/null 2>&1 & echo $!"],
+                     capture_output=True, text=True).stdout
+orphan = int(out)
+os.kill(orphan, 9)
+while open(f"/proc/{orphan}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+    time.sleep(0.01)
+reaped = proctree.reap_orphans()
+owned_status = os.waitstatus_to_exitcode(os.waitpid(owned.pid, 0)[1])  # ECHILD if taken
+print(json.dumps({"nothing": nothing, "reaped": reaped, "orphan": orphan,
+                  "owned": owned_status}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_CHILD_SUBREAPER is Linux")
+def test_reaping_orphans_takes_the_adopted_zombie_and_leaves_an_owned_one() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", REAPING],
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    facts = json.loads(done.stdout)
+    assert facts["nothing"] == []
+    assert facts["reaped"] == [facts["orphan"]]
+    assert facts["owned"] == 1  # its exit status was left to its owner

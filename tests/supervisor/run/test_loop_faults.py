@@ -13,7 +13,7 @@ from unattended.contracts.exit_codes import ExitCode
 from unattended.supervisor.records.fsio import sys_calls
 
 CAP = 3
-WRITES = 19  # the atomic writes (state, worker settings) of a 3-iteration run
+WRITES = 16  # the atomic writes (state, worker settings) of a 3-iteration run
 
 
 def raw_log_costs(driver) -> float:

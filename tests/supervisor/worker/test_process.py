@@ -152,6 +152,36 @@ def test_grandchild_outliving_a_finished_worker_is_killed(fake_claude, repo, tmp
     assert grandchild in outcome.killed
 
 
+def pump_until_finished(worker: Worker, pump_s: float) -> float:
+    """Seconds until the worker finished, pumped with long timeouts (the loop uses its tick)."""
+    started = time.monotonic()
+    while not worker.finished:
+        assert time.monotonic() - started < 4 * pump_s, "worker did not finish"
+        worker.pump(pump_s)
+    return time.monotonic() - started
+
+
+def test_a_worker_closing_stdout_before_it_exits_is_over_at_its_exit(fake_claude, repo, tmp_path):
+    # Its fds close a moment before the exit: a pump after EOF waits for the exit itself,
+    # never for the rest of its timeout (which made a busy daemon's gap a second longer).
+    argv = ["/bin/sh", "-c", "exec >&-; sleep 0.3"]
+    worker = Worker.spawn(spec_for(fake_claude, repo, tmp_path, argv=argv))
+    assert pump_until_finished(worker, 30.0) < 15
+    assert worker.record().exit_code == 0
+    # One pump from the EOF to the exit: the loop gets no tick (no state write) in between.
+    worker = Worker.spawn(spec_for(fake_claude, repo, tmp_path, argv=argv))
+    worker.pump(30.0)
+    assert worker.finished
+
+
+def test_the_root_exiting_wakes_the_pump_while_a_child_holds_stdout(fake_claude, repo, tmp_path):
+    argv = ["/bin/sh", "-c", "sleep 60 & echo $! > child.pid; sleep 0.3"]
+    worker = Worker.spawn(spec_for(fake_claude, repo, tmp_path, argv=argv))
+    assert pump_until_finished(worker, 30.0) < 15
+    child = int((repo / "child.pid").read_text())
+    assert child in worker.record().killed and not alive(child)
+
+
 def test_detached_grandchild_is_found_as_subreaper(fake_claude, repo, tmp_path):
     if not proctree.is_subreaper():
         pytest.skip("no PR_SET_CHILD_SUBREAPER on this platform")
