@@ -98,7 +98,10 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def state(repo: Path) -> dict:
-    return json.loads(RunPaths(repo).state.read_text())
+    path = RunPaths(repo).state
+    if not path.exists():  # a `--code` checkout from before the records moved into the git dir
+        path = repo / ".unattended" / "state.json"
+    return json.loads(path.read_text())
 
 
 def wait_ended(repo: Path, timeout: float = 120) -> dict:

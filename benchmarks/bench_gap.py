@@ -133,10 +133,12 @@ def run_peer(script: Path, env: dict[str, str], repos: list[Path], iterations: i
 
 def our_daemon(repo: Path) -> list[psutil.Process]:
     """The daemon, from its pid file (present only while it lives)."""
-    try:
-        return [psutil.Process(int(RunPaths(repo).pid.read_text().split()[0]))]
-    except (OSError, ValueError, IndexError, psutil.Error):
-        return []
+    for pid_file in (RunPaths(repo).pid, repo / ".unattended" / "supervisor.pid"):  # --code
+        try:
+            return [psutil.Process(int(pid_file.read_text().split()[0]))]
+        except (OSError, ValueError, IndexError, psutil.Error):
+            continue
+    return []
 
 
 def peer_supervisor(repo: Path) -> list[psutil.Process]:
