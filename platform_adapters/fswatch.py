@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import struct
 import sys
@@ -201,8 +200,10 @@ def _libc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        libc.inotify_init1  # noqa: B018 - present in glibc and musl alike
+        # The running program's own symbols hold libc's (glibc and musl alike); find_library
+        # would run `ldconfig -p`, a child process for a name we already have.
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.inotify_init1  # noqa: B018
     except (OSError, AttributeError):
         return None
     return libc
