@@ -25,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peer  # noqa: E402
 from bench_daemon import START, make_env, make_repo, scenario  # noqa: E402
 
+from unattended.contracts.paths import RunPaths  # noqa: E402
+
 POLL_S = 0.001
 
 
@@ -39,6 +41,13 @@ def wait_status(state_file: Path, wanted: str, timeout: float = 30.0) -> float:
             pass
         time.sleep(POLL_S)
     raise SystemExit(f"{state_file} never reached {wanted!r}")
+
+
+def state_file(repo: Path) -> Path:
+    """The records' state.json (in the git dir; a `--code` checkout from before kept it in
+    `.unattended/`, which now holds a copy refreshed once a second)."""
+    records = RunPaths(repo).state
+    return records if records.parent.is_dir() else repo / ".unattended" / "state.json"
 
 
 def floor(env: dict[str, str]) -> float:
@@ -57,7 +66,7 @@ def ours(base: Path, env: dict[str, str], n: int) -> tuple[float, float]:
     returned = time.perf_counter()
     if run.returncode != 0:
         raise SystemExit(f"start failed: {run.stderr.strip()}")
-    running = wait_status(repo / ".unattended" / "state.json", "running")
+    running = wait_status(state_file(repo), "running")
     subprocess.run(
         [sys.executable, "-m", "unattended", "stop", "--now", "--wait", "--project", str(repo)],
         cwd=repo,

@@ -32,6 +32,37 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
+def without_pydantic_plugins() -> None:
+    """We use no pydantic plugin. PYDANTIC_DISABLE_PLUGINS says so (set before any import of
+    pydantic; worker_env() keeps it out of the workers' environment), but pydantic's plugin
+    loader imports importlib.metadata (~20 ms of every start) before it reads the variable.
+    In its place, a loader that finds none: the same answer at once. Asked for anything
+    else, it hands over to the real loader, so a pydantic that changed still works."""
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    if os.environ["PYDANTIC_DISABLE_PLUGINS"] not in ("__all__", "1", "true"):
+        return
+    import types
+
+    name = "pydantic.plugin._loader"
+    stub = types.ModuleType(name)
+
+    def get_plugins() -> tuple[()]:
+        return ()
+
+    def real(attr: str) -> object:
+        if attr.startswith("__"):  # the import machinery asking (`__path__`, ...)
+            raise AttributeError(attr)
+        if sys.modules.get(name) is stub:
+            del sys.modules[name]
+        import importlib
+
+        return getattr(importlib.import_module(name), attr)
+
+    stub.get_plugins = get_plugins  # type: ignore[attr-defined]
+    stub.__getattr__ = real  # type: ignore[method-assign]
+    sys.modules.setdefault(name, stub)
+
+
 def _dispatch(args: list[str]) -> int:
     if args[:2] == ["hook", "context-meter"]:
         from unattended.supervisor.hook.meter import run_hook
@@ -42,9 +73,7 @@ def _dispatch(args: list[str]) -> int:
 
         sys.stdout.write(f"unattended {__version__}\n")
         return 0
-    # pydantic looks for plugins through importlib.metadata at import (~20 ms); we use none.
-    # Set before any import of pydantic; worker_env() keeps it out of the workers' environment.
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    without_pydantic_plugins()
     if args[:1] == ["status"]:
         fast = _status_fast_path(args[1:])
         if fast is not None:
