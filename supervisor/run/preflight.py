@@ -6,11 +6,15 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from unattended.contracts.paths import STATE_DIR_NAME, RunPaths, lock_path, shown_path
 from unattended.contracts.settings import Settings
 from unattended.supervisor.run.auth import auth_source
 from unattended.supervisor.run.prompt import PromptSource, prompt_source
+
+if TYPE_CHECKING:
+    from unattended.supervisor.git.facts import GitChild
 
 
 @dataclass(frozen=True)
@@ -63,17 +67,22 @@ def _entries(directory: Path) -> list[Path]:
         return []
 
 
-def tracked_symlinks(project: Path) -> tuple[str, ...]:
-    """Symlinks the repository itself tracks under ``.unattended/`` (a hostile clone's)."""
+def tracked_symlinks(project: Path, listing: str | None = None) -> tuple[str, ...]:
+    """Symlinks the repository itself tracks under ``.unattended/`` (a hostile clone's);
+    ``listing``: that `ls-files -s -z` output, when the caller ran it already."""
     from unattended.supervisor.git.facts import run_git
 
-    listing = run_git(project, "ls-files", "-s", "-z", "--", STATE_DIR_NAME, check=False)
+    if listing is None:
+        listing = run_git(project, *_TRACKED_STATE_ARGS, check=False)
     links = []
     for entry in listing.split("\0"):
         meta, _, name = entry.partition("\t")
         if name and meta.startswith("120000 "):
             links.append(name)
     return tuple(links)
+
+
+_TRACKED_STATE_ARGS = ("ls-files", "-s", "-z", "--", STATE_DIR_NAME)
 
 
 def gather(
@@ -85,8 +94,10 @@ def gather(
     """``located``: where the repository is, when the caller already asked git (see
     ``facts.locate_repo``), so it is not asked twice."""
     from unattended.safety.preflight import PreflightFacts
-    from unattended.supervisor.git.facts import NotAGitRepo, gather_repo_facts
+    from unattended.supervisor.git.facts import NotAGitRepo, gather_repo_facts, git_spawn
 
+    # In a repository already located, the tracked-files listing runs beside `git status`.
+    listing = git_spawn(project, *_TRACKED_STATE_ARGS) if located is not None else None
     git_dir: Path | None = None
     try:
         repo = gather_repo_facts(project, tuple(settings.dirty_whitelist), located)
@@ -112,6 +123,20 @@ def gather(
         is_sandbox_env=environ.get("IS_SANDBOX") == "1",
         auth_source=auth_source(environ, project),
         state_symlinks=planted_symlinks(RunPaths(project), git_dir),
-        tracked_state_symlinks=tracked_symlinks(project) if in_repo else (),
+        tracked_state_symlinks=(
+            tracked_symlinks(project, _output(listing)) if in_repo else _discard(listing)
+        ),
     )
     return Gathered(facts, source, binary)
+
+
+def _output(child: GitChild | None) -> str | None:
+    from unattended.supervisor.git.facts import decode
+
+    return decode(child.communicate()[0]) if child is not None else None
+
+
+def _discard(child: GitChild | None) -> tuple[str, ...]:
+    if child is not None:
+        child.communicate()  # reaped, whatever it found
+    return ()
