@@ -191,14 +191,19 @@ def latest_context(path: str) -> tuple[int | None, str | None]:
 def wait_for_line(path: str, needle: bytes, budget_s: float = LAG_BUDGET_S) -> bool:
     """The CLI may run the hook a moment before it appends the assistant message that called
     the tool: wait (briefly, only then) until the transcript's tail names the tool call, so
-    the reading is of this request and not the one before."""
+    the reading is of this request and not the one before. On a session's first tool call
+    the transcript may not exist yet either (seen with CLI 2.1.197): the same wait."""
     deadline = time.monotonic() + budget_s
     while True:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            f.seek(max(0, size - FIRST_TAIL_BYTES))
-            if needle in f.read():
-                return True
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                f.seek(max(0, size - FIRST_TAIL_BYTES))
+                if needle in f.read():
+                    return True
+        except FileNotFoundError:
+            if time.monotonic() >= deadline:
+                raise
         if time.monotonic() >= deadline:
             return False  # measure what is there: a reading one message late beats none
         time.sleep(0.005)

@@ -79,3 +79,23 @@ def test_hook_gives_up_waiting_and_measures_what_is_there(tmp_path: Path) -> Non
     assert done.returncode == 0
     assert "Finish the step you are on" in done.stdout
     assert time.monotonic() - started < 5
+
+
+def test_on_the_first_tool_call_the_hook_waits_for_the_transcript_to_exist(
+    tmp_path: Path,
+) -> None:
+    """Seen with CLI 2.1.197: the first PostToolUse can run before the transcript is written."""
+    transcript = tmp_path / "t.jsonl"
+
+    def late_create() -> None:
+        time.sleep(0.15)
+        transcript.write_text(assistant("msg_1", "toolu_1", 9_000) + "\n")
+
+    writer = threading.Thread(target=late_create)
+    writer.start()
+    done = run_hook(tmp_path, transcript, "toolu_1")
+    writer.join()
+    assert done.returncode == 0
+    assert "Stop now" in done.stdout
+    meter = json.loads((tmp_path / "state" / "context-meter.json").read_text())
+    assert (meter["readings"], meter["failures"]) == (1, 0)
