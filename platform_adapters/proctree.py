@@ -72,13 +72,54 @@ def process(pid: int) -> psutil.Process | None:
 
 
 def snapshot_tree(pid: int) -> list[psutil.Process]:
-    """All live descendants of ``pid`` by parent links, including those in other sessions."""
+    """All live descendants of ``pid`` by parent links, including those in other sessions.
+    Taken every second while a worker runs: on Linux from each thread's ``children`` file,
+    which visits the tree only (psutil reads the stat file of every process on the machine)."""
     import psutil
 
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return []
+    pids = _descendant_pids(pid)
+    if pids is None:
+        try:
+            return psutil.Process(pid).children(recursive=True)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return []
+    found = []
+    for child in pids:
+        try:
+            found.append(psutil.Process(child))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+_CHILDREN_FILES = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+
+
+def _descendant_pids(pid: int) -> list[int] | None:
+    """Descendants by /proc/PID/task/TID/children (Linux with CONFIG_PROC_CHILDREN), or None
+    where there is no such file. A process that ends meanwhile is simply not listed."""
+    if not _CHILDREN_FILES:
+        return None
+    found: list[int] = []
+    seen = {pid}
+    stack = [pid]
+    while stack:
+        parent = stack.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue  # gone
+        for tid in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children", "rb") as fh:
+                    kids = [int(k) for k in fh.read().split()]
+            except (OSError, ValueError):
+                continue
+            kids = [k for k in kids if k not in seen]  # a PID reused meanwhile: no loops
+            seen.update(kids)
+            found += kids
+            stack += kids
+    return found
 
 
 def adopted_since(since: float, exclude: Collection[int] = ()) -> list[psutil.Process]:

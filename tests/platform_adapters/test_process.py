@@ -209,3 +209,26 @@ def test_a_wait_wakes_at_the_exit_through_a_pidfd_that_is_closed_when_reaped() -
     assert done.returncode == 0
     assert handle.exit_fd is None
     assert set(os.listdir("/proc/self/fd")) == fds_before  # nothing leaked, the pidfd included
+
+
+def test_the_tree_snapshot_finds_what_psutil_finds_sessions_of_their_own_included() -> None:
+    from unattended.platform_adapters import proctree
+
+    root = subprocess.Popen(
+        ["sh", "-c", "sleep 30 & setsid sh -c 'sleep 30 & wait' & sh -c 'sleep 30' & wait"]
+    )
+    try:
+        expected: set[int] = set()
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            expected = {p.pid for p in psutil.Process(root.pid).children(recursive=True)}
+            if len(expected) >= 5:  # sleep, setsid sh + its sleep, sh + its sleep
+                break
+            time.sleep(0.02)
+        assert len(expected) >= 5
+        assert {p.pid for p in proctree.snapshot_tree(root.pid)} == expected
+    finally:
+        for proc in psutil.Process(root.pid).children(recursive=True):
+            proc.kill()
+        root.kill()
+        root.wait()
