@@ -86,10 +86,6 @@ class TreeWatch:
             return None
         return watch
 
-    @property
-    def watched_dirs(self) -> int:
-        return len(self._watched)
-
     def add_tree(self, rel: str) -> bool:
         """Watch ``rel`` and every directory below it (not ``skip``, no symlink followed).
         False, and the watch broken, when a watch could not be added."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from unattended.contracts.names import STATE_DIR_NAME
 from unattended.supervisor.git.facts import (
@@ -23,8 +24,12 @@ from unattended.supervisor.git.facts import (
     first_line,
     git_process,
     git_spawn,
+    project_prefix,
     run_git,
 )
+
+if TYPE_CHECKING:  # imported when the first watch starts (ctypes): snapshots import this
+    from unattended.platform_adapters.fswatch import TreeWatch
 
 IGNORE_RULE_FILES = (".gitignore",)
 
@@ -34,18 +39,15 @@ class WatchedTree:
         self.top = top
         self.git_dir = git_dir
         self.state_dir = prefix + STATE_DIR_NAME  # top-relative
-        self._watch: object | None = None
+        self._watch: TreeWatch | None = None
         self._rules: tuple[tuple[int, int, int] | None, ...] = ()
         self._excludes_file: Path | None = None  # the user's core.excludesFile, once known
-        self.restarts = 0  # how many times the whole tree had to be looked at again
 
     def changed(self) -> set[str] | None:
         """Top-relative paths that changed since the last call (files, and directories that
         appeared, removed or were created), or None: look at everything this time."""
-        from unattended.platform_adapters.fswatch import TreeWatch
-
         watch = self._watch
-        if not isinstance(watch, TreeWatch) or watch.broken:
+        if watch is None or watch.broken:
             self._restart()
             return None
         changes = watch.drain()
@@ -74,10 +76,8 @@ class WatchedTree:
         """Watch the directory of each tracked path the watch does not cover (a file the
         index holds inside an ignored directory): from now on its changes are seen too. The
         directory alone: tracked files further down arrive here the same way."""
-        from unattended.platform_adapters.fswatch import TreeWatch
-
         watch = self._watch
-        if not isinstance(watch, TreeWatch):
+        if watch is None:
             return
         for path in paths:
             parent = path.rpartition("/")[0]
@@ -85,9 +85,7 @@ class WatchedTree:
                 watch.add_dir(parent)
 
     def close(self) -> None:
-        from unattended.platform_adapters.fswatch import TreeWatch
-
-        if isinstance(self._watch, TreeWatch):
+        if self._watch is not None:
             self._watch.close()
         self._watch = None
 
@@ -95,13 +93,12 @@ class WatchedTree:
         from unattended.platform_adapters.fswatch import TreeWatch
 
         self.close()
-        self.restarts += 1
         if self._excludes_file is None:
             self._excludes_file = self._user_excludes()
         self._rules = self._rule_files()
         skip = {self.state_dir, *self._wholly_ignored()}
-        git_dir_rel = _relative(self.git_dir, self.top)
-        if git_dir_rel:
+        git_dir_rel = project_prefix(self.top, self.git_dir).rstrip("/")
+        if git_dir_rel:  # a git dir inside the tree (a worktree's `.git` is only a file)
             skip.add(git_dir_rel)
         self._watch = TreeWatch.start(self.top, skip)
 
@@ -150,14 +147,6 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return st.st_mtime_ns, st.st_size, st.st_ino
-
-
-def _relative(path: Path, top: Path) -> str:
-    try:
-        rel = Path(os.path.realpath(path)).relative_to(os.path.realpath(top))
-    except ValueError:
-        return ""
-    return "" if str(rel) == "." else rel.as_posix()
 
 
 @dataclass(frozen=True)
