@@ -6,15 +6,11 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from unattended.contracts.paths import STATE_DIR_NAME, RunPaths, lock_path, shown_path
 from unattended.contracts.settings import Settings
 from unattended.supervisor.run.auth import auth_source
 from unattended.supervisor.run.prompt import PromptSource, prompt_source
-
-if TYPE_CHECKING:
-    from unattended.supervisor.git.facts import GitChild
 
 
 @dataclass(frozen=True)
@@ -94,7 +90,12 @@ def gather(
     """``located``: where the repository is, when the caller already asked git (see
     ``facts.locate_repo``), so it is not asked twice."""
     from unattended.safety.preflight import PreflightFacts
-    from unattended.supervisor.git.facts import NotAGitRepo, gather_repo_facts, git_spawn
+    from unattended.supervisor.git.facts import (
+        NotAGitRepo,
+        decode,
+        gather_repo_facts,
+        git_spawn,
+    )
 
     # In a repository already located, the tracked-files listing runs beside `git status`.
     listing = git_spawn(project, *_TRACKED_STATE_ARGS) if located is not None else None
@@ -105,6 +106,8 @@ def gather(
         git_dir = repo.git_dir
     except NotAGitRepo:
         in_repo, branch, detached, dirty = False, None, False, ()
+    finally:  # collected (and reaped) whatever git status found
+        listed = decode(listing.communicate()[0]) if listing is not None else None
     source = prompt_source(project, settings)
     prompt_ok = source is not None and (source.text is not None or source.file.is_file())
     binary = resolve_binary(settings.claude_bin, environ)
@@ -123,20 +126,6 @@ def gather(
         is_sandbox_env=environ.get("IS_SANDBOX") == "1",
         auth_source=auth_source(environ, project),
         state_symlinks=planted_symlinks(RunPaths(project), git_dir),
-        tracked_state_symlinks=(
-            tracked_symlinks(project, _output(listing)) if in_repo else _discard(listing)
-        ),
+        tracked_state_symlinks=tracked_symlinks(project, listed) if in_repo else (),
     )
     return Gathered(facts, source, binary)
-
-
-def _output(child: GitChild | None) -> str | None:
-    from unattended.supervisor.git.facts import decode
-
-    return decode(child.communicate()[0]) if child is not None else None
-
-
-def _discard(child: GitChild | None) -> tuple[str, ...]:
-    if child is not None:
-        child.communicate()  # reaped, whatever it found
-    return ()
