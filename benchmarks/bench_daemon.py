@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FAKE = ROOT / "tests" / "fakes" / "fake_claude.py"
 
 
-def make_env(base: Path) -> dict[str, str]:
+def make_env(base: Path, code: Path | None = None) -> dict[str, str]:
+    """A hermetic environment under `base`; `code`: another checkout of unattended to run."""
     home = base / "home"
     bindir = base / "bin"
     home.mkdir()
@@ -59,7 +60,7 @@ def make_env(base: Path) -> dict[str, str]:
         GIT_AUTHOR_EMAIL="b@b",
         GIT_COMMITTER_NAME="b",
         GIT_COMMITTER_EMAIL="b@b",
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=str(code.resolve() if code else ROOT),
         # start's preflight wants a credential; the fake claude needs none
         ANTHROPIC_API_KEY="benchmark-only",
     )
@@ -97,11 +98,15 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def recorded(repo: Path, record: Path, old_name: str) -> Path:
+    """`record`, one of the run's records in the git dir; or where a `--code` checkout from
+    before they moved there keeps it (`.unattended/`, which now holds copies refreshed once
+    a second)."""
+    return record if RunPaths(repo).records.is_dir() else repo / ".unattended" / old_name
+
+
 def state(repo: Path) -> dict:
-    path = RunPaths(repo).state
-    if not path.exists():  # a `--code` checkout from before the records moved into the git dir
-        path = repo / ".unattended" / "state.json"
-    return json.loads(path.read_text())
+    return json.loads(recorded(repo, RunPaths(repo).state, "state.json").read_text())
 
 
 def wait_ended(repo: Path, timeout: float = 120) -> dict:

@@ -40,7 +40,7 @@ from unattended.contracts.paths import RunPaths
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import peer  # noqa: E402
-from bench_daemon import FAKE, START, cli, make_env, scenario, wait_ended  # noqa: E402
+from bench_daemon import FAKE, START, cli, make_env, recorded, scenario, wait_ended  # noqa: E402
 
 WORK = [["commit", "text"]]
 BUSY = [[{"do": "sleep", "seconds": 1}, "commit", "text"]]
@@ -133,12 +133,11 @@ def run_peer(script: Path, env: dict[str, str], repos: list[Path], iterations: i
 
 def our_daemon(repo: Path) -> list[psutil.Process]:
     """The daemon, from its pid file (present only while it lives)."""
-    for pid_file in (RunPaths(repo).pid, repo / ".unattended" / "supervisor.pid"):  # --code
-        try:
-            return [psutil.Process(int(pid_file.read_text().split()[0]))]
-        except (OSError, ValueError, IndexError, psutil.Error):
-            continue
-    return []
+    try:
+        pid_file = recorded(repo, RunPaths(repo).pid, "supervisor.pid")
+        return [psutil.Process(int(pid_file.read_text().split()[0]))]
+    except (OSError, ValueError, IndexError, psutil.Error):
+        return []
 
 
 def peer_supervisor(repo: Path) -> list[psutil.Process]:
@@ -249,9 +248,7 @@ def main() -> None:
     skip = peer.skip_reason()
     with tempfile.TemporaryDirectory(prefix="unattended-bench-") as tmp:
         base = Path(tmp)
-        env = make_env(base)
-        if args.code:
-            env["PYTHONPATH"] = str(args.code.resolve())
+        env = make_env(base, args.code)
         timed_claude(env, base)
         script = None if skip else peer.extract(base / "peer")
         note = f"; peer skipped ({skip})" if skip else ""

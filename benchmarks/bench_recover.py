@@ -59,9 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="unattended-bench-") as tmp:
         base = Path(tmp)
-        env = make_env(base)
-        if args.code:
-            env["PYTHONPATH"] = str(args.code.resolve())
+        env = make_env(base, args.code)
         repo = base / "repo"
         repo.mkdir()
         for argv in (["init", "-q", "-b", "work"], ["commit", "-q", "--allow-empty", "-m", "r"]):

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import peer  # noqa: E402
-from bench_daemon import START, make_env, make_repo, scenario  # noqa: E402
+from bench_daemon import START, make_env, make_repo, recorded, scenario  # noqa: E402
 
 from unattended.contracts.paths import RunPaths  # noqa: E402
 
@@ -43,13 +43,6 @@ def wait_status(state_file: Path, wanted: str, timeout: float = 30.0) -> float:
     raise SystemExit(f"{state_file} never reached {wanted!r}")
 
 
-def state_file(repo: Path) -> Path:
-    """The records' state.json (in the git dir; a `--code` checkout from before kept it in
-    `.unattended/`, which now holds a copy refreshed once a second)."""
-    records = RunPaths(repo).state
-    return records if records.parent.is_dir() else repo / ".unattended" / "state.json"
-
-
 def floor(env: dict[str, str]) -> float:
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
@@ -66,7 +59,7 @@ def ours(base: Path, env: dict[str, str], n: int) -> tuple[float, float]:
     returned = time.perf_counter()
     if run.returncode != 0:
         raise SystemExit(f"start failed: {run.stderr.strip()}")
-    running = wait_status(state_file(repo), "running")
+    running = wait_status(recorded(repo, RunPaths(repo).state, "state.json"), "running")
     subprocess.run(
         [sys.executable, "-m", "unattended", "stop", "--now", "--wait", "--project", str(repo)],
         cwd=repo,
@@ -101,9 +94,7 @@ def main() -> None:
     skip = peer.skip_reason()
     with tempfile.TemporaryDirectory(prefix="unattended-bench-") as tmp:
         base = Path(tmp)
-        env = make_env(base)
-        if args.code:
-            env["PYTHONPATH"] = str(args.code.resolve())
+        env = make_env(base, args.code)
         scenario(env, [[{"do": "sleep", "seconds": 60}, "text"]])
         script = None if skip else peer.extract(base / "peer")
         floors, returned, running, peers = [], [], [], []
